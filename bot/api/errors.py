@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+log = logging.getLogger("bot.api")
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {"code", "message", "details"}}."""
+
+    def __init__(self, status: int, code: str, message: str, details=None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def error_response(status: int, code: str, message: str, details=None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "details": details}}, status=status
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """No traceback ever reaches a client; API paths get the JSON error shape."""
+    api = request.path.startswith("/api/")
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if not api or exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if api:
+            return error_response(500, "internal", "internal error; see the server log")
+        return web.Response(status=500, text="internal error\n")

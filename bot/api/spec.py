@@ -1,0 +1,167 @@
+"""Admin API routes declared once: auth, role check, pydantic validation and the OpenAPI entry.
+
+    @api.route("GET", "/api/v1/events", roles=[Role.HQ_ADMIN], query=EventsQuery, response=EventPage)
+    async def list_events(call: ApiCall) -> EventPage: ...
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from bot.api.auth import Principal, Role, authenticate
+from bot.api.errors import ApiError
+from bot.services import SERVICES, Services
+
+
+@dataclass
+class ApiCall:
+    request: web.Request
+    services: Services
+    principal: Principal
+    query: Any = None
+    body: Any = None
+
+    @property
+    def path(self) -> dict[str, str]:
+        return dict(self.request.match_info)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[Role, ...]
+    query: type[BaseModel] | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+
+
+def validation_details(exc: ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in error["loc"]), "problem": error["msg"]} for error in exc.errors()
+    ]
+
+
+def _parse(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"invalid {where}", validation_details(exc)) from None
+
+
+class ApiRoutes:
+    def __init__(self) -> None:
+        self.table = web.RouteTableDef()
+        self.operations: list[Operation] = []
+
+    def route(
+        self, method: str, path: str, *, summary: str, roles: Iterable[Role],
+        query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None, status: int = 200,
+    ) -> Callable:
+        operation = Operation(method, path, summary, tuple(roles), query, body, response, status)
+        self.operations.append(operation)
+
+        def decorator(function: Callable[[ApiCall], Awaitable[Any]]):
+            async def view(request: web.Request) -> web.StreamResponse:
+                services = request.app[SERVICES]
+                principal = await authenticate(request, services.db)
+                if principal.role not in operation.roles:
+                    raise ApiError(403, "forbidden", f"role {principal.role} cannot {method} {path}")
+                call = ApiCall(request, services, principal)
+                if operation.query:
+                    call.query = _parse(operation.query, dict(request.query), "query")
+                if operation.body:
+                    call.body = _parse(operation.body, await _json_body(request), "body")
+                result = await function(call)
+                if isinstance(result, web.StreamResponse):
+                    return result
+                if isinstance(result, BaseModel):
+                    return web.Response(
+                        text=result.model_dump_json(), status=operation.status, content_type="application/json"
+                    )
+                return web.json_response(result, status=operation.status)
+
+            view.__name__ = function.__name__
+            self.table.route(method, path)(view)
+            return function
+
+        return decorator
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.text() or "null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not JSON: {exc}") from None
+
+
+def openapi_document(operations: Iterable[Operation], title: str, version: str) -> dict:
+    operations = list(operations)
+    models = {m for op in operations for m in (op.query, op.body, op.response) if m is not None}
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict] = {}
+    for op in operations:
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "description": "Roles: " + ", ".join(r.value for r in op.roles),
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _path_params(op.path)
+            ],
+            "responses": {
+                str(op.status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": _ref(op.response)}} if op.response else {},
+                },
+                "default": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+        if op.query:
+            for name, field in op.query.model_fields.items():
+                entry["parameters"].append(
+                    {"name": name, "in": "query", "required": field.is_required(),
+                     "schema": op.query.model_json_schema()["properties"][name]}
+                )
+        if op.body:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+    components = dict(schemas.get("$defs", {}))
+    components["Error"] = {
+        "type": "object",
+        "properties": {"error": {"type": "object", "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+api = ApiRoutes()

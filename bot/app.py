@@ -1,0 +1,62 @@
+"""create_app(settings) -> web.Application: routes, middlewares, and resources in cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from bot.api.errors import error_middleware
+from bot.config import Settings
+from bot.jobs import JobRunner
+from bot.services import SERVICES, open_services
+
+log = logging.getLogger("bot")
+
+
+def _load_features() -> None:
+    """Import every module that registers API routes or job kinds."""
+    import bot.api.operations  # noqa: F401
+    import bot.callback.inbox  # noqa: F401
+    import handlers  # noqa: F401
+
+
+def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | None = None) -> web.Application:
+    """The web app; with run_jobs the job runner works inside this process (embedded default)."""
+    _load_features()
+    from bot import ops
+    from bot.api.spec import api
+    from bot.callback.views import routes as callback_routes
+
+    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
+
+    async def resources(app: web.Application):
+        async with open_services(settings, migrate=migrate) as services:
+            app[SERVICES] = services
+            runner_task = None
+            if run_jobs:
+                services.runner = JobRunner(
+                    services,
+                    concurrency=settings.job_concurrency,
+                    lease_seconds=settings.job_lease_seconds,
+                    poll_seconds=settings.job_poll_seconds,
+                )
+                runner_task = asyncio.create_task(services.runner.run(), name="job-runner")
+            yield
+            if runner_task is not None:
+                services.runner.stop()
+                await runner_task
+
+    app.cleanup_ctx.append(resources)
+    app.add_routes(callback_routes)
+    app.add_routes(ops.routes)
+    app.add_routes(api.table)
+    for setup in _feature_route_setups():
+        setup(app)
+    return app
+
+
+def _feature_route_setups():
+    """Feature packages that serve pages of their own (landing pages, images) add them here."""
+    return []

@@ -1,0 +1,1 @@
+"""WeCom callback intake: verify, decrypt, dedupe, store in the inbox, acknowledge; then dispatch."""

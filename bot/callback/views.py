@@ -1,0 +1,99 @@
+"""`/wecom/callback`: GET URL verification, POST messages and events.
+
+Nothing slow happens before the answer: verify, decrypt, parse, one INSERT of the inbox row and
+its dispatch job, then an empty 200. Handlers run later in the job runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from bot.callback.inbox import store_event
+from bot.metrics import CALLBACK_LATENCY, CALLBACKS
+from bot.services import SERVICES
+from bot.wecom.crypto import CallbackRejected
+from bot.wecom.events import InboundEvent, MalformedMessage, parse_xml
+
+log = logging.getLogger("bot.callback")
+
+routes = web.RouteTableDef()
+
+
+def _query(request: web.Request, *names: str) -> list[str]:
+    missing = [name for name in names if not request.query.get(name)]
+    if missing:
+        raise CallbackRejected(f"missing query parameter(s): {', '.join(missing)}")
+    return [request.query[name] for name in names]
+
+
+def _reject(exc: CallbackRejected, kind: str = "unknown") -> web.Response:
+    CALLBACKS.labels(kind, exc.code).inc()
+    log.warning("callback rejected: %s (%s)", exc, exc.code)
+    return web.Response(status=exc.status, text=f"{exc.code}: {exc}\n")
+
+
+@routes.get("/wecom/callback")
+async def verify_url(request: web.Request) -> web.Response:
+    """WeCom checks the URL: answer the decrypted echostr, exactly, as the whole body."""
+    crypto = request.app[SERVICES].callback_crypto
+    try:
+        signature, timestamp, nonce, echostr = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
+        plaintext = crypto.open(signature, timestamp, nonce, echostr)
+    except CallbackRejected as exc:
+        return _reject(exc, "url_verification")
+    CALLBACKS.labels("url_verification", "accepted").inc()
+    return web.Response(body=plaintext.encode(), content_type="text/plain")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _TooLarge()
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise _TooLarge()
+    return body
+
+
+class _TooLarge(CallbackRejected):
+    status = 413
+    code = "body_too_large"
+
+
+@routes.post("/wecom/callback")
+async def receive_callback(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    services = request.app[SERVICES]
+    kind = "unknown"
+    try:
+        signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
+        body = await _read_limited(request, services.settings.callback_max_body_bytes)
+        try:
+            envelope = parse_xml(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise MalformedMessage("body is not UTF-8") from None
+        encrypted = envelope.get("Encrypt")
+        if not isinstance(encrypted, str) or not encrypted:
+            raise MalformedMessage("<Encrypt> is missing")
+        event = InboundEvent.from_xml(services.callback_crypto.open(signature, timestamp, nonce, encrypted))
+        kind = event.kind
+    except CallbackRejected as exc:
+        return _reject(exc, kind)
+
+    try:
+        inbox_id = await store_event(services.db, event)
+    except Exception:
+        # The inbox is the promise not to lose the event: if it cannot be written, make WeCom retry.
+        log.exception("inbox write failed; answering 503 so WeCom retries")
+        CALLBACKS.labels(kind, "unavailable").inc()
+        return web.Response(status=503, text="inbox unavailable, retry\n")
+
+    if inbox_id is None:
+        CALLBACKS.labels(kind, "duplicate").inc()
+    else:
+        CALLBACKS.labels(kind, "accepted").inc()
+        services.wake_runner()
+    CALLBACK_LATENCY.observe(time.perf_counter() - started)
+    return web.Response(status=200)

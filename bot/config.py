@@ -1,0 +1,140 @@
+"""Settings from the environment (and an optional `.env`), validated once at start-up."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import cached_property
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REAL_WECOM_API = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+# Credentials of the built-in emulator corp, used only when no WeCom credentials are configured.
+EMULATOR_CORP_ID = "wwemulator0000001"
+EMULATOR_AGENT_ID = 1000002
+EMULATOR_SECRET = "emulator-app-secret"
+EMULATOR_TOKEN = "emulatortoken"
+EMULATOR_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    wecom_corp_id: str = ""
+    wecom_agent_id: int = 0
+    wecom_secret: str = ""
+    wecom_contact_secret: str = ""  # optional separate 客户联系 secret
+    wecom_kf_secret: str = ""  # optional separate 微信客服 secret
+    wecom_token: str = ""
+    wecom_encoding_aes_key: str = ""
+    wecom_api_base_url: str = REAL_WECOM_API
+    wecom_callback_max_skew_seconds: int = Field(600, ge=0)
+    wecom_api_calls_per_minute: int = Field(6000, ge=1)
+    wecom_group_send_cap_per_month: int = Field(4, ge=1)
+
+    database_url: str = "sqlite+aiosqlite:///./wecom-assistant.db"
+    redis_url: str | None = None
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8080"
+    callback_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    job_lease_seconds: float = Field(60.0, gt=0)
+    job_poll_seconds: float = Field(0.5, gt=0)
+    job_max_attempts: int = Field(6, ge=1)
+    job_concurrency: int = Field(16, ge=1)
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_redis_is_none(cls, value):
+        return value or None
+
+    @field_validator("wecom_api_base_url")
+    @classmethod
+    def _base_url_ends_with_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("wecom_encoding_aes_key")
+    @classmethod
+    def _aes_key_is_43_base64_chars(cls, value: str) -> str:
+        if not value:
+            return value
+        if len(value) != 43:
+            raise ValueError("must be the 43-character EncodingAESKey from the WeCom console")
+        try:
+            if len(base64.b64decode(value + "=", validate=True)) != 32:
+                raise ValueError
+        except (binascii.Error, ValueError):
+            raise ValueError("is not valid base64 for a 32-byte key") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_all_or_none(self):
+        required = {
+            "WECOM_CORP_ID": self.wecom_corp_id,
+            "WECOM_SECRET": self.wecom_secret,
+            "WECOM_TOKEN": self.wecom_token,
+            "WECOM_ENCODING_AES_KEY": self.wecom_encoding_aes_key,
+        }
+        given = [name for name, value in required.items() if value]
+        if given and len(given) != len(required):
+            missing = ", ".join(name for name, value in required.items() if not value)
+            raise ValueError(f"{missing} must be set together with {', '.join(given)}")
+        if given and not self.wecom_agent_id:
+            raise ValueError("WECOM_AGENT_ID must be set when WeCom credentials are configured")
+        return self
+
+    @cached_property
+    def uses_emulator(self) -> bool:
+        """No WeCom credentials: run against the built-in emulator."""
+        return not self.wecom_corp_id
+
+    def with_emulator_credentials(self, api_base_url: str) -> Settings:
+        return self.model_copy(
+            update={
+                "wecom_corp_id": EMULATOR_CORP_ID,
+                "wecom_agent_id": EMULATOR_AGENT_ID,
+                "wecom_secret": EMULATOR_SECRET,
+                "wecom_token": EMULATOR_TOKEN,
+                "wecom_encoding_aes_key": EMULATOR_AES_KEY,
+                "wecom_api_base_url": api_base_url,
+            }
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings; raise ConfigError naming the variable that is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = field.upper() if field != "settings" else "configuration"
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,16 @@
+"""Key-value store: dedup keys, token cache, locks, counters, rate-limit windows.
+
+Two implementations of one small interface: in-process (embedded default) and Redis (production,
+shared by every web and worker process).
+"""
+
+from bot.kv.base import KeyValueStore, KVUnavailable
+from bot.kv.memory import MemoryStore
+from bot.kv.redis import RedisStore
+
+
+def open_store(redis_url: str | None) -> KeyValueStore:
+    return RedisStore(redis_url) if redis_url else MemoryStore()
+
+
+__all__ = ["KeyValueStore", "KVUnavailable", "MemoryStore", "RedisStore", "open_store"]

@@ -1,0 +1,44 @@
+"""Structured JSON logs; request, event and job ids ride along in a context variable."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from contextlib import contextmanager
+
+from pythonjsonlogger.json import JsonFormatter
+
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("log_context", default={})
+
+
+@contextmanager
+def bind_log_context(**values):
+    """Add fields (request_id, event_id, job_id, …) to every log line inside the block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    )
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,106 @@
+"""The process's resources, opened and closed in one place (web app, worker and CLI share it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.dispatcher.middleware import customer_lock, db_session, log_context
+from bot.kv import KeyValueStore, open_store
+from bot.storage import Database
+from bot.storage.migrate import upgrade
+from bot.wecom.client import WeComClient
+from bot.wecom.crypto import CallbackCrypto
+
+log = logging.getLogger("bot")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    kv: KeyValueStore
+    http: aiohttp.ClientSession
+    wecom: WeComClient
+    callback_crypto: CallbackCrypto
+    dispatcher: Dispatcher
+    runner: object | None = None  # the in-process JobRunner, when this process runs one
+    emulator: object | None = field(default=None, repr=False)
+
+    def wake_runner(self) -> None:
+        if self.runner is not None:
+            self.runner.notify()
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def build_dispatcher() -> Dispatcher:
+    from handlers import all_routers
+
+    dispatcher = Dispatcher(middlewares=[log_context, customer_lock, db_session])
+    for router in all_routers():
+        dispatcher.include_router(router)
+    return dispatcher
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, migrate: bool | None = None):
+    """Open DB, KV, HTTP session and WeCom client (starting the emulator when there are no
+    WeCom credentials); apply migrations on the embedded default or when asked."""
+    emulator = None
+    if settings.uses_emulator:
+        from bot.emulated_wecom import start_embedded_emulator
+
+        emulator = await start_embedded_emulator(settings)
+        settings = settings.with_emulator_credentials(emulator.api_base_url)
+        log.warning("no WeCom credentials configured: using the built-in WeCom emulator at %s",
+                    emulator.base_url)
+    if migrate if migrate is not None else settings.is_sqlite:
+        await asyncio.to_thread(upgrade, settings.database_url)
+    db = Database(settings.database_url)
+    kv = open_store(settings.redis_url)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+    secrets = {"app": settings.wecom_secret}
+    if settings.wecom_contact_secret:
+        secrets["contact"] = settings.wecom_contact_secret
+    if settings.wecom_kf_secret:
+        secrets["kf"] = settings.wecom_kf_secret
+    wecom = WeComClient(
+        http, kv,
+        base_url=settings.wecom_api_base_url,
+        corp_id=settings.wecom_corp_id,
+        secrets=secrets,
+        agent_id=settings.wecom_agent_id,
+        calls_per_minute=settings.wecom_api_calls_per_minute,
+    )
+    services = Services(
+        settings=settings,
+        db=db,
+        kv=kv,
+        http=http,
+        wecom=wecom,
+        callback_crypto=CallbackCrypto(
+            settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id,
+            settings.wecom_callback_max_skew_seconds,
+        ),
+        dispatcher=build_dispatcher(),
+        emulator=emulator,
+    )
+    if emulator is not None:
+        emulator.attach(services)
+    try:
+        yield services
+    finally:
+        await http.close()
+        await kv.close()
+        await db.dispose()
+        if emulator is not None:
+            await emulator.stop()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers run beside the single writer; busy_timeout makes writers queue, not fail.
+    # The driver must not emit its own BEGIN: _sqlite_begin_immediate does.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    # A deferred transaction that reads, then writes after another writer committed, fails at once
+    # with SQLITE_BUSY (busy_timeout does not apply); taking the write lock up front makes it wait.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine and session factory; one per process."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(url, echo=echo)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5
+            )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def insert(self, table):
+        """A dialect INSERT that supports on_conflict_do_nothing()."""
+        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 3)
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

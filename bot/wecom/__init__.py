@@ -1,0 +1,1 @@
+"""WeCom glue: callback crypto, typed events, the async API client."""

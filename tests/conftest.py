@@ -1,0 +1,140 @@
+"""Shared fixtures. The backend comes from the environment, as in production:
+
+- no DATABASE_URL / REDIS_URL: a fresh SQLite file per test and the in-process KV store;
+- DATABASE_URL=postgresql://… and REDIS_URL=redis://…: the real servers (tables truncated and the
+  Redis database flushed before each test). A server that is configured but down fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import Settings
+from bot.storage import Database
+from bot.storage.migrate import upgrade
+from bot.storage.registry import metadata
+from bot.wecom.crypto import CallbackCrypto
+
+# shared/ lies beside the project checkout (as on CI); the official vectors must be there.
+VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared/reference/wecom-vectors-a.json").read_text())
+
+ENV_DATABASE_URL = os.environ.get("DATABASE_URL")
+ENV_REDIS_URL = os.environ.get("REDIS_URL") or None
+# Tests that need PostgreSQL itself (several workers) use this whatever the suite's backend.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# Test corp: the official sample's token and key, so the vectors work through the endpoint.
+TEST_CORP_ID = "wx5823bf96d3bd56c7"
+TEST_TOKEN = "QDG6eK"
+TEST_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+
+_migrated: set[str] = set()
+
+
+def _normalise(url: str) -> str:
+    return Settings(database_url=url).database_url
+
+
+async def prepare_postgres(url: str) -> None:
+    """Migrate once per run, then empty every table (fast, keeps the schema)."""
+    if url not in _migrated:
+        database = Database(url)
+        try:
+            async with database.engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        finally:
+            await database.dispose()
+        await asyncio.to_thread(upgrade, url)
+        _migrated.add(url)
+    database = Database(url)
+    try:
+        async with database.engine.begin() as conn:
+            tables = ", ".join(t.name for t in metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await database.dispose()
+
+
+_sqlite_template: dict[str, bytes] = {}
+
+
+def prepare_sqlite(path: Path) -> str:
+    """A migrated SQLite file; migrations run once, later tests copy the result."""
+    url = f"sqlite+aiosqlite:///{path}"
+    if "db" not in _sqlite_template:
+        upgrade(url)
+        _sqlite_template["db"] = path.read_bytes()
+    else:
+        path.write_bytes(_sqlite_template["db"])
+    return url
+
+
+@pytest.fixture
+async def database_url(tmp_path) -> str:
+    if ENV_DATABASE_URL:
+        url = _normalise(ENV_DATABASE_URL)
+        if url.startswith("postgresql"):
+            await prepare_postgres(url)
+            return url
+        return url
+    return await asyncio.to_thread(prepare_sqlite, tmp_path / "test.db")
+
+
+@pytest.fixture
+async def redis_url() -> str | None:
+    if not ENV_REDIS_URL:
+        return None
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(ENV_REDIS_URL)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return ENV_REDIS_URL
+
+
+@pytest.fixture
+def make_settings(database_url, redis_url):
+    def make(**overrides) -> Settings:
+        values = dict(
+            database_url=database_url,
+            redis_url=redis_url,
+            wecom_corp_id=TEST_CORP_ID,
+            wecom_agent_id=218,
+            wecom_secret="test-secret",
+            wecom_token=TEST_TOKEN,
+            wecom_encoding_aes_key=TEST_AES_KEY,
+            wecom_api_base_url="http://127.0.0.1:9/cgi-bin/",
+            wecom_callback_max_skew_seconds=600,
+            job_poll_seconds=0.05,
+        )
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def crypto() -> CallbackCrypto:
+    return CallbackCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
+
+
+@pytest.fixture
+async def db(database_url):
+    database = Database(database_url)
+    yield database
+    await database.dispose()
