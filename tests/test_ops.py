@@ -1,0 +1,80 @@
+"""Health, readiness with a backend down, metrics, configuration errors."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import create_app
+from bot.config import ConfigError, load_settings
+from bot.services import SERVICES
+from bot.storage.models import InboxEvent
+from tests.test_callback import contact_event, post
+
+NOTHING_LISTENS = "127.0.0.1:1"
+
+
+async def test_healthz_and_readyz(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    assert (await client.get("/healthz")).status == 200
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["checks"] == {"database": "ok", "kv": "ok"}
+
+
+async def test_redis_down_readyz_says_so_and_callbacks_are_still_kept(aiohttp_client, make_settings, crypto):
+    settings = make_settings(redis_url=f"redis://{NOTHING_LISTENS}/0")
+    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert (await response.json())["checks"] == {"database": "ok", "kv": "down"}
+    # Intake needs only the database: the event is accepted and kept, not lost.
+    assert (await post(client, crypto.seal(contact_event("wmRedisDown")))).status == 200
+    async with client.app[SERVICES].db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+
+
+async def test_database_down_answers_503_so_wecom_retries(aiohttp_client, make_settings, crypto):
+    settings = make_settings(database_url=f"postgresql://postgres@{NOTHING_LISTENS}/test")
+    client = await aiohttp_client(create_app(settings, run_jobs=False, migrate=False))
+    response = await client.get("/readyz")
+    assert response.status == 503 and (await response.json())["checks"]["database"] == "down"
+    response = await post(client, crypto.seal(contact_event("wmDbDown")))
+    assert response.status == 503
+    assert "Traceback" not in await response.text()
+
+
+async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, settings, crypto):
+    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    sealed = crypto.seal(contact_event("wmMetrics"))
+    await post(client, sealed)
+    await post(client, sealed)
+    await post(client, sealed, msg_signature="0" * 40)
+    text = await (await client.get("/metrics")).text()
+    kind = "event:change_external_contact:add_external_contact"
+    assert f'wecom_callbacks_total{{outcome="accepted",type="{kind}"}}' in text
+    assert f'wecom_callbacks_total{{outcome="duplicate",type="{kind}"}}' in text
+    assert 'outcome="bad_signature"' in text
+    assert 'jobs_queue_depth{status="queued"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"WECOM_ENCODING_AES_KEY": "short"}, "WECOM_ENCODING_AES_KEY"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"WECOM_CALLBACK_MAX_SKEW_SECONDS": "-5"}, "WECOM_CALLBACK_MAX_SKEW_SECONDS"),
+        ({"WECOM_CORP_ID": "ww1"}, "WECOM_SECRET"),
+        ({"PORT": "http"}, "PORT"),
+    ],
+)
+def test_bad_configuration_names_the_variable(monkeypatch, env, variable):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(_env_file=None)
+
+
+def test_postgres_url_gets_the_async_driver(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@db:5432/app")
+    assert load_settings(_env_file=None).database_url == "postgresql+asyncpg://postgres@db:5432/app"
