@@ -19,6 +19,9 @@ def _load_features() -> None:
     """Import every module that registers API routes or job kinds."""
     import bot.api.operations  # noqa: F401
     import bot.callback.inbox  # noqa: F401
+    import bot.customers.api  # noqa: F401
+    import bot.members.api  # noqa: F401
+    import bot.stores.api  # noqa: F401
     import handlers  # noqa: F401
 
 
@@ -28,6 +31,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     from bot import ops
     from bot.api.spec import api
     from bot.callback.views import routes as callback_routes
+    from bot.stores import web as stores_web
 
     app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
 
@@ -52,11 +56,5 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     app.add_routes(callback_routes)
     app.add_routes(ops.routes)
     app.add_routes(api.table)
-    for setup in _feature_route_setups():
-        setup(app)
+    stores_web.setup_routes(app)
     return app
-
-
-def _feature_route_setups():
-    """Feature packages that serve pages of their own (landing pages, images) add them here."""
-    return []

@@ -81,7 +81,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head")
+@click.option("--revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations."""
     settings = _settings()

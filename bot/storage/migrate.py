@@ -17,8 +17,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Blocking: call from a thread when inside an event loop."""
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Blocking: call from a thread when inside an event loop. `heads`: features may branch."""
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -1,0 +1,1 @@
+"""Customers (WeCom external contacts) and their binding to guide, store and channel."""

@@ -1,0 +1,1 @@
+"""Admin API routes of this feature (registered on bot.api.spec.api at import)."""

@@ -1,0 +1,1 @@
+"""Members, the points ledger, coupons, orders from the tills, lifecycle stages."""

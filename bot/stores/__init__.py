@@ -1,0 +1,1 @@
+"""Stores, guides, channels, aggregated LBS QR codes and the contact ways behind them."""

@@ -1,0 +1,5 @@
+"""Guides writing to the WeCom app: customer lookups and SOP tasks."""
+
+from bot.dispatcher import Router
+
+router = Router("guide_commands")
