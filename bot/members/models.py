@@ -1,0 +1,1 @@
+"""Members, points ledger, coupons and orders (tables)."""
