@@ -40,6 +40,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./wecom-assistant.db"
     redis_url: str | None = None
+    redis_key_prefix: str = "wa:"  # several deployments (or test runs) can share one Redis
 
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from bot.callback.inbox import InboxWriter
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.dispatcher.middleware import customer_lock, db_session, log_context
@@ -31,6 +32,7 @@ class Services:
     wecom: WeComClient
     callback_crypto: CallbackCrypto
     dispatcher: Dispatcher
+    inbox: InboxWriter
     runner: object | None = None  # the in-process JobRunner, when this process runs one
     emulator: object | None = field(default=None, repr=False)
 
@@ -66,7 +68,7 @@ async def open_services(settings: Settings, *, migrate: bool | None = None):
     if migrate if migrate is not None else settings.is_sqlite:
         await asyncio.to_thread(upgrade, settings.database_url)
     db = Database(settings.database_url)
-    kv = open_store(settings.redis_url)
+    kv = open_store(settings.redis_url, settings.redis_key_prefix)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
     secrets = {"app": settings.wecom_secret}
     if settings.wecom_contact_secret:
@@ -92,6 +94,7 @@ async def open_services(settings: Settings, *, migrate: bool | None = None):
             settings.wecom_callback_max_skew_seconds,
         ),
         dispatcher=build_dispatcher(),
+        inbox=InboxWriter(db),
         emulator=emulator,
     )
     if emulator is not None:

@@ -24,11 +24,46 @@ from bot.wecom.crypto import CallbackCrypto
 # shared/ lies beside the project checkout (as on CI); the official vectors must be there.
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared/reference/wecom-vectors-a.json").read_text())
 
-ENV_DATABASE_URL = os.environ.get("DATABASE_URL")
 ENV_REDIS_URL = os.environ.get("REDIS_URL") or None
-# Tests that need PostgreSQL itself (several workers) use this whatever the suite's backend.
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each run gets its own Redis key prefix and its own PostgreSQL databases, so runs side by side
+# (developers, CI) never truncate each other's tables.
+RUN_ID = f"{os.getpid()}"
+REDIS_PREFIX = f"wa-test-{RUN_ID}:"
+
+
+def _run_database(url: str, suffix: str) -> str:
+    """A fresh database beside the one named in `url`, created now and dropped at exit."""
+    import atexit
+
+    import asyncpg
+
+    settings_url = Settings(database_url=url).database_url
+    base, _, name = settings_url.rpartition("/")
+    run_name = f"{name}_{suffix}_{RUN_ID}"
+    plain = base.replace("+asyncpg", "") + "/" + name
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(plain)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{run_name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{run_name}"'))
+    atexit.register(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{run_name}" WITH (FORCE)')))
+    return f"{base}/{run_name}"
+
+
+_env_database = os.environ.get("DATABASE_URL")
+ENV_DATABASE_URL = (
+    _run_database(_env_database, "suite") if _env_database and "postgres" in _env_database else _env_database
+)
+# Tests that need PostgreSQL itself (several workers) use it whatever the suite's backend.
+POSTGRES_URL = _run_database(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"), "pg"
+)
 
 # Test corp: the official sample's token and key, so the vectors work through the endpoint.
 TEST_CORP_ID = "wx5823bf96d3bd56c7"
@@ -45,13 +80,6 @@ def _normalise(url: str) -> str:
 async def prepare_postgres(url: str) -> None:
     """Migrate once per run, then empty every table (fast, keeps the schema)."""
     if url not in _migrated:
-        database = Database(url)
-        try:
-            async with database.engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        finally:
-            await database.dispose()
         await asyncio.to_thread(upgrade, url)
         _migrated.add(url)
     database = Database(url)
@@ -96,7 +124,9 @@ async def redis_url() -> str | None:
 
     client = aioredis.from_url(ENV_REDIS_URL)
     try:
-        await client.flushdb()
+        keys = [key async for key in client.scan_iter(match=REDIS_PREFIX + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
     finally:
         await client.aclose()
     return ENV_REDIS_URL
@@ -115,6 +145,7 @@ def make_settings(database_url, redis_url):
             wecom_encoding_aes_key=TEST_AES_KEY,
             wecom_api_base_url="http://127.0.0.1:9/cgi-bin/",
             wecom_callback_max_skew_seconds=600,
+            redis_key_prefix=REDIS_PREFIX,
             job_poll_seconds=0.05,
         )
         values.update(overrides)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from sqlalchemy import update
 
 from bot.dispatcher import Dispatcher, EventContext
 from bot.dispatcher.middleware import AlreadyHandled
-from bot.jobs import JobContext, enqueue, tasks
+from bot.jobs import JobContext, tasks
 from bot.storage import Database, utcnow
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, Job
 from bot.wecom.events import InboundEvent
 
 log = logging.getLogger("bot.inbox")
@@ -18,35 +20,87 @@ log = logging.getLogger("bot.inbox")
 DISPATCH_JOB = "inbox.dispatch"
 
 
-async def store_event(db: Database, event: InboundEvent, priority: int = 10) -> int | None:
-    """Keep the event and queue its dispatch in one transaction; None if it is a duplicate."""
-    async with db.session() as session, session.begin():
-        inserted = await session.execute(
-            db.insert(InboxEvent)
-            .values(
-                dedup_key=event.dedup_key,
-                kind=event.kind[:120],
-                msg_type=event.msg_type[:40],
-                event=(event.event or None) and event.event[:60],
-                change_type=(event.change_type or None) and event.change_type[:60],
-                user_id=(event.user_id or None) and event.user_id[:64],
-                external_user_id=(event.external_user_id or None) and event.external_user_id[:64],
-                create_time=event.create_time,
-                plaintext=event.plaintext,
-                status="pending",
-                attempts=0,
-                received_at=utcnow(),
+class InboxWriter:
+    """Group commit: callbacks arriving together are written in one transaction.
+
+    Each caller waits for the commit that holds its event, so nothing is acknowledged before it
+    is durable, while the database sees one commit per batch instead of one per callback.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 200, priority: int = 10) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.priority = priority
+        self._pending: list[tuple[InboundEvent, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def store(self, event: InboundEvent) -> int | None:
+        """Keep the event and queue its dispatch; the inbox id, or None for a duplicate."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            try:
+                ids = await self._write([event for event, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            seen: set[str] = set()
+            for event, future in batch:
+                first = event.dedup_key not in seen
+                seen.add(event.dedup_key)
+                if not future.done():
+                    future.set_result(ids.get(event.dedup_key) if first else None)
+
+    async def _write(self, events: list[InboundEvent]) -> dict[str, int]:
+        unique = list({event.dedup_key: event for event in reversed(events)}.values())
+        # Core on a bare connection: this is the hot path, the ORM session adds nothing here.
+        async with self.db.engine.begin() as conn:
+            inserted = await conn.execute(
+                self.db.insert(InboxEvent)
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+                .returning(InboxEvent.id, InboxEvent.dedup_key),
+                [_inbox_row(event) for event in unique],
             )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(InboxEvent.id)
-        )
-        inbox_id = inserted.scalar_one_or_none()
-        if inbox_id is None:
-            return None
-        await enqueue(
-            session, DISPATCH_JOB, {"inbox_id": inbox_id}, dedupe_key=f"inbox:{inbox_id}", priority=priority
-        )
-        return inbox_id
+            ids = {key: inbox_id for inbox_id, key in inserted.all()}
+            if ids:
+                await conn.execute(
+                    Job.__table__.insert(),
+                    [
+                        {"kind": DISPATCH_JOB, "payload": {"inbox_id": inbox_id}, "dedupe_key": f"inbox:{inbox_id}",
+                         "priority": self.priority, "status": "queued", "attempts": 0, "max_attempts": 6,
+                         "run_at": time.time(), "created_at": utcnow()}
+                        for inbox_id in ids.values()
+                    ],
+                )
+        return ids
+
+
+def _inbox_row(event: InboundEvent) -> dict:
+    def clip(value: str | None, size: int) -> str | None:
+        return value[:size] if value else None
+
+    return {
+        "dedup_key": event.dedup_key,
+        "kind": event.kind[:120],
+        "msg_type": event.msg_type[:40],
+        "event": clip(event.event, 60),
+        "change_type": clip(event.change_type, 60),
+        "user_id": clip(event.user_id, 64),
+        "external_user_id": clip(event.external_user_id, 64),
+        "create_time": event.create_time,
+        "plaintext": event.plaintext,
+        "status": "pending",
+        "attempts": 0,
+        "received_at": utcnow(),
+    }
 
 
 @tasks(DISPATCH_JOB)

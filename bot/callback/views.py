@@ -11,7 +11,6 @@ import time
 
 from aiohttp import web
 
-from bot.callback.inbox import store_event
 from bot.metrics import CALLBACK_LATENCY, CALLBACKS
 from bot.services import SERVICES
 from bot.wecom.crypto import CallbackRejected
@@ -83,7 +82,7 @@ async def receive_callback(request: web.Request) -> web.Response:
         return _reject(exc, kind)
 
     try:
-        inbox_id = await store_event(services.db, event)
+        inbox_id = await services.inbox.store(event)
     except Exception:
         # The inbox is the promise not to lose the event: if it cannot be written, make WeCom retry.
         log.exception("inbox write failed; answering 503 so WeCom retries")

@@ -9,8 +9,8 @@ from bot.kv.memory import MemoryStore
 from bot.kv.redis import RedisStore
 
 
-def open_store(redis_url: str | None) -> KeyValueStore:
-    return RedisStore(redis_url) if redis_url else MemoryStore()
+def open_store(redis_url: str | None, prefix: str = "wa:") -> KeyValueStore:
+    return RedisStore(redis_url, prefix=prefix) if redis_url else MemoryStore()
 
 
 __all__ = ["KeyValueStore", "KVUnavailable", "MemoryStore", "RedisStore", "open_store"]

@@ -41,7 +41,11 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: AsyncEngine = create_async_engine(url, echo=echo)
+            # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
+            # wait, whereas waiting on SQLite's lock is busy_timeout's sleep-and-poll (up to 100 ms).
+            self.engine: AsyncEngine = create_async_engine(
+                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60
+            )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         else:
