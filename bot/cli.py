@@ -173,5 +173,13 @@ def jobs_retry(job_id: int) -> None:
     click.echo(json.dumps({"job_id": job_id, "status": "queued"}))
 
 
+def _add_feature_commands() -> None:
+    from bot.emulator.cli import emulator_group
+
+    main.add_command(emulator_group)
+
+
+_add_feature_commands()
+
 if __name__ == "__main__":
     main()
