@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from bot.api.errors import error_middleware
+from bot.api.errors import error_middleware, request_context
 from bot.config import Settings
 from bot.jobs import JobRunner
 from bot.services import SERVICES, open_services
@@ -33,7 +33,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     from bot.callback.views import routes as callback_routes
     from bot.stores import web as stores_web
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[request_context, error_middleware], client_max_size=2 * 1024 * 1024)
 
     async def resources(app: web.Application):
         async with open_services(settings, migrate=migrate) as services:

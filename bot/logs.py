@@ -22,11 +22,18 @@ def bind_log_context(**values):
         _context.reset(token)
 
 
-class _ContextFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
-            setattr(record, key, value)
-        return True
+_default_factory = logging.getLogRecordFactory()
+
+
+def _record_with_context(*args, **kwargs) -> logging.LogRecord:
+    record = _default_factory(*args, **kwargs)
+    for key, value in _context.get().items():
+        setattr(record, key, value)
+    return record
+
+
+# A record factory rather than a handler filter: every handler (tests' too) sees the context.
+logging.setLogRecordFactory(_record_with_context)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -37,7 +44,6 @@ def configure_logging(level: str = "INFO") -> None:
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
     )
-    handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -78,3 +78,16 @@ def test_bad_configuration_names_the_variable(monkeypatch, env, variable):
 def test_postgres_url_gets_the_async_driver(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@db:5432/app")
     assert load_settings(_env_file=None).database_url == "postgresql+asyncpg://postgres@db:5432/app"
+
+
+async def test_log_lines_carry_the_request_id(aiohttp_client, settings, crypto, caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    response = await post(client, crypto.seal(contact_event("wmLog")), msg_signature="0" * 40)
+    assert response.status == 403
+    request_id = response.headers["X-Request-Id"]
+    rejected = [r for r in caplog.records if r.name == "bot.callback"]
+    assert rejected and rejected[0].request_id == request_id
+    assert settings.wecom_secret not in caplog.text and settings.wecom_encoding_aes_key not in caplog.text

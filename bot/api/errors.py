@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from aiohttp import web
+
+from bot.logs import bind_log_context
 
 log = logging.getLogger("bot.api")
 
@@ -19,6 +22,16 @@ def error_response(status: int, code: str, message: str, details=None) -> web.Re
     return web.json_response(
         {"error": {"code": code, "message": message, "details": details}}, status=status
     )
+
+
+@web.middleware
+async def request_context(request: web.Request, handler):
+    """Every log line of a request carries its id (X-Request-Id when the caller sent one)."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    with bind_log_context(request_id=request_id, path=request.path):
+        response = await handler(request)
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 @web.middleware
