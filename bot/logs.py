@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("log_context", default={})
+_context: contextvars.ContextVar[Mapping] = contextvars.ContextVar("log_context", default=MappingProxyType({}))
 
 
 @contextmanager

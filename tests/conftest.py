@@ -208,7 +208,13 @@ async def world(aiohttp_client, make_settings):
     import aiohttp
 
     from bot.app import create_app
-    from bot.config import EMULATOR_AES_KEY, EMULATOR_AGENT_ID, EMULATOR_CORP_ID, EMULATOR_SECRET, EMULATOR_TOKEN
+    from bot.config import (
+        EMULATOR_AES_KEY,
+        EMULATOR_AGENT_ID,
+        EMULATOR_CORP_ID,
+        EMULATOR_SECRET,
+        EMULATOR_TOKEN,
+    )
     from bot.emulator import EmulatorDriver, EmulatorState, start_emulator
     from bot.services import SERVICES
 

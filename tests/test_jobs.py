@@ -6,7 +6,7 @@ import asyncio
 import time
 from types import SimpleNamespace
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from bot.api.operations import retry_dead_job
 from bot.jobs import JobRunner, Retry, enqueue, tasks

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import update
 
-from bot.dispatcher import Dispatcher, EventContext
+from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import AlreadyHandled
 from bot.jobs import JobContext, tasks
 from bot.storage import Database, utcnow

@@ -3,8 +3,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from bot.kv.base import KeyValueStore, KVUnavailable
 

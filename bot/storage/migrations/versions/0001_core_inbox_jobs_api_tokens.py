@@ -1,13 +1,13 @@
 """core: inbox, jobs, api tokens
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 """
 
-from alembic import op
 import sqlalchemy as sa
-import bot.storage.types
+from alembic import op
 
+import bot.storage.types
 
 revision = '0001'
 down_revision = None
