@@ -182,3 +182,24 @@ async def test_two_workers_on_postgres_drain_1000_jobs_none_twice():
     finally:
         await db_a.dispose()
         await db_b.dispose()
+
+
+async def test_a_worker_on_postgres_wakes_on_notify_not_on_its_poll():
+    await prepare_postgres(POSTGRES_URL)
+    web, worker = Database(POSTGRES_URL), Database(POSTGRES_URL)
+    try:
+        CALLS["count"].clear()
+        runner = runner_for(worker, poll_seconds=30)  # polling alone would take half a minute
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0.3)  # listening
+        started = time.monotonic()
+        await add_job(web, "test.count", {"n": 7})  # another process's transaction
+        while not CALLS["count"] and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        assert CALLS["count"] == [7]
+        assert time.monotonic() - started < 2
+        runner.stop()
+        await asyncio.wait_for(task, 5)
+    finally:
+        await web.dispose()
+        await worker.dispose()

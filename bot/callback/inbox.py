@@ -11,6 +11,7 @@ from sqlalchemy import update
 from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import AlreadyHandled
 from bot.jobs import JobContext, tasks
+from bot.jobs.wakeup import notify_workers
 from bot.storage import Database, utcnow
 from bot.storage.models import InboxEvent, Job
 from bot.wecom.events import InboundEvent
@@ -80,6 +81,7 @@ class InboxWriter:
                         for inbox_id in ids.values()
                     ],
                 )
+                await notify_workers(conn)
         return ids
 
 

@@ -5,6 +5,7 @@ import time
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.jobs.wakeup import notify_workers
 from bot.storage.models import Job
 
 
@@ -37,4 +38,7 @@ async def enqueue(
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Job.id)
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    added = (await session.execute(statement)).scalar_one_or_none() is not None
+    if added:
+        await notify_workers(session)
+    return added

@@ -18,6 +18,7 @@ import uuid
 from sqlalchemy import and_, or_, select, update
 
 from bot.jobs.registry import JobContext, Retry, tasks
+from bot.jobs.wakeup import PostgresListener
 from bot.logs import bind_log_context
 from bot.metrics import JOB_LATENCY, JOBS
 from bot.storage import utcnow
@@ -66,6 +67,10 @@ class JobRunner:
         """Run until stopped (or, with burst, until no job is queued or running)."""
         finished = 0
         heartbeat = asyncio.create_task(self._renew_leases())
+        listener = None
+        if not self.db.is_sqlite:
+            listener = PostgresListener(self.db.url, self.notify)
+            await listener.start()
         try:
             while not self._stopping:
                 claimed = []
@@ -89,6 +94,8 @@ class JobRunner:
             raise
         finally:
             heartbeat.cancel()
+            if listener is not None:
+                await listener.stop()
         # Stopped gracefully: let running jobs finish.
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
