@@ -6,4 +6,11 @@ from .server import run_emulator, start_emulator
 from .state import EmulatorState
 from .world import Clock
 
-__all__ = ["Clock", "EmulatorDriver", "EmulatorState", "create_emulator_app", "run_emulator", "start_emulator"]
+__all__ = [
+    "Clock",
+    "EmulatorDriver",
+    "EmulatorState",
+    "create_emulator_app",
+    "run_emulator",
+    "start_emulator",
+]

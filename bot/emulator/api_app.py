@@ -24,8 +24,21 @@ from .state import EmulatorState, new_id
 MAX_TOUSER = 1000
 APP_TEXT_BYTES = 2048
 ALL_MEMBERS_INVALID = 81013
-APP_MSGTYPES = frozenset({"text", "image", "voice", "video", "file", "textcard", "news", "mpnews",
-                          "markdown", "miniprogram_notice", "template_card"})
+APP_MSGTYPES = frozenset(
+    {
+        "text",
+        "image",
+        "voice",
+        "video",
+        "file",
+        "textcard",
+        "news",
+        "mpnews",
+        "markdown",
+        "miniprogram_notice",
+        "template_card",
+    }
+)
 
 
 @api("gettoken")

@@ -31,8 +31,18 @@ MAX_CONTACT_WAY_USERS = 100
 MAX_STATE_CHARS = 30
 MAX_REMARK_CHARS = 30
 WELCOME_TEXT_BYTES = 4000
-UPDATABLE = ("remark", "skip_verify", "style", "state", "user", "party", "expires_in", "chat_expires_in",
-             "unionid", "conclusions")
+UPDATABLE = (
+    "remark",
+    "skip_verify",
+    "style",
+    "state",
+    "user",
+    "party",
+    "expires_in",
+    "chat_expires_in",
+    "unionid",
+    "conclusions",
+)
 
 
 def _check_contact_way(state: EmulatorState, way: dict) -> None:
@@ -127,7 +137,10 @@ def send_welcome_msg(state: EmulatorState, call: Call) -> dict:
         raise ApiError(WELCOME_CODE_USED, "welcome_code already used")
     issued.used = True
     state.deliver(
-        "welcome", sender=issued.userid, to=issued.external_userid, text=params.get("text"),
+        "welcome",
+        sender=issued.userid,
+        to=issued.external_userid,
+        text=params.get("text"),
         attachments=attachments,
     )
     return {}

@@ -49,8 +49,12 @@ def _follow_user(state: EmulatorState, follow: Follow) -> dict:
         "state": follow.state,
         "add_way": 1,
         "tags": [
-            {"group_name": state.tag_groups[tag.group_id].group_name, "tag_name": tag.name,
-             "tag_id": tag.id, "type": 1}
+            {
+                "group_name": state.tag_groups[tag.group_id].group_name,
+                "tag_name": tag.name,
+                "tag_id": tag.id,
+                "type": 1,
+            }
             for tag in tags
         ],
     }

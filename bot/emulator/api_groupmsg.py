@@ -100,8 +100,14 @@ def confirm_group_send(state: EmulatorState, msgid: str, sender: str | None = No
             else:
                 state.group_send_ledger[ledger_key] = state.group_send_ledger.get(ledger_key, 0) + 1
                 result.update(status=SENT, send_time=state.now())
-                state.deliver("groupmsg", msgid=msgid, sender=task.userid, to=external_userid,
-                              text=send.text, attachments=send.attachments)
+                state.deliver(
+                    "groupmsg",
+                    msgid=msgid,
+                    sender=task.userid,
+                    to=external_userid,
+                    text=send.text,
+                    attachments=send.attachments,
+                )
         task.status, task.send_time = TASK_SENT, state.now()
     return {"msgid": msgid, "tasks": [{"userid": t.userid, "results": t.results} for t in tasks]}
 
@@ -114,14 +120,22 @@ def get_groupmsg_list_v2(state: EmulatorState, call: Call) -> dict:
         raise ApiError(INVALID_PARAMETER, "start_time..end_time must span at most one month")
     chat_type = required(params, "chat_type")
     sends = [
-        s for s in state.group_sends.values()
-        if s.chat_type == chat_type and start <= s.create_time <= end
+        s
+        for s in state.group_sends.values()
+        if s.chat_type == chat_type
+        and start <= s.create_time <= end
         and (not params.get("creator") or s.creator == params["creator"])
     ]
     items, next_cursor = page(sends, params, default=50, maximum=100)
     listing = [
-        {"msgid": s.msgid, "creator": s.creator, "create_time": s.create_time, "create_type": 0,
-         "text": s.text, "attachments": s.attachments}
+        {
+            "msgid": s.msgid,
+            "creator": s.creator,
+            "create_time": s.create_time,
+            "create_type": 0,
+            "text": s.text,
+            "attachments": s.attachments,
+        }
         for s in items
     ]
     return {"group_msg_list": listing, "next_cursor": next_cursor}

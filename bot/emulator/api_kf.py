@@ -24,8 +24,21 @@ from .api_base import (
 from .state import KF_MESSAGES_PER_WINDOW, KF_WINDOW, EmulatorState, new_id
 
 KF_TEXT_BYTES = 2048
-KF_MSGTYPES = frozenset({"text", "image", "voice", "video", "file", "link", "miniprogram", "msgmenu",
-                         "location", "business_card", "ca_link"})
+KF_MSGTYPES = frozenset(
+    {
+        "text",
+        "image",
+        "voice",
+        "video",
+        "file",
+        "link",
+        "miniprogram",
+        "msgmenu",
+        "location",
+        "business_card",
+        "ca_link",
+    }
+)
 
 
 def _open_kfid(state: EmulatorState, call: Call) -> str:

@@ -73,12 +73,22 @@ async def handle_api(request: web.Request) -> web.Response:
             app_name = state.check_token(request.query.get("access_token"))
         state.count_call(path)
         base_url = str(request.url.origin())
-        answer = {"errcode": 0, "errmsg": "ok", **handler(state, Call(path, {**query, **body}, app_name, base_url))}
+        answer = {
+            "errcode": 0,
+            "errmsg": "ok",
+            **handler(state, Call(path, {**query, **body}, app_name, base_url)),
+        }
     except ApiError as exc:
         answer = {"errcode": exc.errcode, "errmsg": exc.errmsg}
     shown_query = {key: value for key, value in query.items() if key not in SECRET_QUERY}
-    state.record_call(path=path, method=request.method, query=shown_query, body=body,
-                      errcode=answer["errcode"], app=app_name)
+    state.record_call(
+        path=path,
+        method=request.method,
+        query=shown_query,
+        body=body,
+        errcode=answer["errcode"],
+        app=app_name,
+    )
     if fault and fault.delay:
         # Slow answers come after the work is done: the caller cannot tell whether it happened.
         await asyncio.sleep(fault.delay)

@@ -15,12 +15,25 @@ from aiohttp import web
 from .api_groupmsg import confirm_group_send
 from .keys import DRIVER, STATE
 
-DRIVE_ACTIONS = frozenset({
-    "customer_adds_guide", "customer_scans_contact_way", "customer_deletes_guide", "guide_deletes_customer",
-    "customer_writes_kf", "customer_enters_kf_session", "guide_writes_app", "guide_taps_menu",
-})
-CONFIG_FIELDS = ("callback_url", "rate_limit_per_minute", "group_send_cap_per_month", "kf_empty_pages",
-                 "app_messages_per_member_per_minute")
+DRIVE_ACTIONS = frozenset(
+    {
+        "customer_adds_guide",
+        "customer_scans_contact_way",
+        "customer_deletes_guide",
+        "guide_deletes_customer",
+        "customer_writes_kf",
+        "customer_enters_kf_session",
+        "guide_writes_app",
+        "guide_taps_menu",
+    }
+)
+CONFIG_FIELDS = (
+    "callback_url",
+    "rate_limit_per_minute",
+    "group_send_cap_per_month",
+    "kf_empty_pages",
+    "app_messages_per_member_per_minute",
+)
 
 routes = web.RouteTableDef()
 
@@ -44,6 +57,7 @@ def _dumps(value) -> str:
 
 
 # Reading what happened
+
 
 @routes.get("/emulator/calls")
 async def list_calls(request: web.Request) -> web.Response:
@@ -99,6 +113,7 @@ async def contact_way_qr(request: web.Request) -> web.Response:
 
 # Seeding the world
 
+
 @routes.post("/emulator/members")
 async def add_members(request: web.Request) -> web.Response:
     body = await _body(request)
@@ -112,8 +127,12 @@ async def add_members(request: web.Request) -> web.Response:
 async def add_contact(request: web.Request) -> web.Response:
     body = await _body(request)
     customer = request.app[STATE].add_customer(
-        body["external_userid"], body.get("name"), unionid=body.get("unionid", ""),
-        gender=body.get("gender", 0), follow=body.get("follow"), state=body.get("state", ""),
+        body["external_userid"],
+        body.get("name"),
+        unionid=body.get("unionid", ""),
+        gender=body.get("gender", 0),
+        follow=body.get("follow"),
+        state=body.get("state", ""),
     )
     return web.json_response(asdict(customer), dumps=_dumps)
 
@@ -133,6 +152,7 @@ async def add_tag(request: web.Request) -> web.Response:
 
 
 # Switches
+
 
 @routes.post("/emulator/config")
 async def configure(request: web.Request) -> web.Response:
@@ -155,7 +175,10 @@ async def add_fault(request: web.Request) -> web.Response:
     """`{"errcode": -1, "times": 2, "path": "kf/send_msg", "delay": 0}`; errcode 0 + delay = just slow."""
     body = await _body(request)
     request.app[STATE].fail_next(
-        int(body["errcode"]), int(body.get("times", 1)), path=body.get("path"), delay=float(body.get("delay", 0))
+        int(body["errcode"]),
+        int(body.get("times", 1)),
+        path=body.get("path"),
+        delay=float(body.get("delay", 0)),
     )
     return web.json_response({"faults": len(request.app[STATE].faults)})
 
@@ -170,6 +193,7 @@ async def advance_clock(request: web.Request) -> web.Response:
 
 
 # Playing the people
+
 
 @routes.post("/emulator/groupmsg/{msgid}/confirm")
 async def confirm_groupmsg(request: web.Request) -> web.Response:

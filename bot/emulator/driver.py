@@ -67,12 +67,16 @@ class EmulatorDriver:
         """The customer adds the guide: the friendship exists, a 20 s welcome code is issued."""
         self.state.add_customer(external_userid, name, unionid=unionid, gender=gender)
         self.state.befriend(external_userid, userid, state=state or "")
-        code = self.state.issue_welcome_code(userid, external_userid)
-        event = self._contact_event("add_external_contact", userid, external_userid,
-                                    State=state or "", WelcomeCode=code)
+        console_welcome = self.state.members[userid].console_welcome
+        code = None if console_welcome else self.state.issue_welcome_code(userid, external_userid)
+        event = self._contact_event(
+            "add_external_contact", userid, external_userid, State=state or "", WelcomeCode=code
+        )
         return {**await self._post(event), "welcome_code": code}
 
-    async def customer_scans_contact_way(self, config_id: str, external_userid: str, name: str | None = None) -> dict:
+    async def customer_scans_contact_way(
+        self, config_id: str, external_userid: str, name: str | None = None
+    ) -> dict:
         """The customer scans a contact way's QR code: they add its (first) member with its state."""
         way = self.state.contact_ways[config_id]
         return await self.customer_adds_guide(external_userid, way["user"][0], way["state"] or None, name)
@@ -81,7 +85,9 @@ class EmulatorDriver:
         self._unfriend(external_userid, userid)
         return await self._post(self._contact_event("del_follow_user", userid, external_userid))
 
-    async def guide_deletes_customer(self, userid: str, external_userid: str, source: str | None = None) -> dict:
+    async def guide_deletes_customer(
+        self, userid: str, external_userid: str, source: str | None = None
+    ) -> dict:
         self._unfriend(external_userid, userid)
         event = self._contact_event("del_external_contact", userid, external_userid, Source=source)
         return await self._post(event)
@@ -102,8 +108,14 @@ class EmulatorDriver:
         self, open_kfid: str, external_userid: str, scene: str = "", scene_param: str = ""
     ) -> dict:
         code = self.state.issue_kf_welcome_code(open_kfid, external_userid)
-        event = {"event_type": "enter_session", "open_kfid": open_kfid, "external_userid": external_userid,
-                 "scene": scene, "scene_param": scene_param, "welcome_code": code}
+        event = {
+            "event_type": "enter_session",
+            "open_kfid": open_kfid,
+            "external_userid": external_userid,
+            "scene": scene,
+            "scene_param": scene_param,
+            "welcome_code": code,
+        }
         self.state.queue_kf_message(
             open_kfid, {"external_userid": external_userid, "origin": 4, "msgtype": "event", "event": event}
         )
@@ -112,8 +124,9 @@ class EmulatorDriver:
     # Guides talking to the app
 
     async def guide_writes_app(self, userid: str, text: str) -> dict:
-        event = self._app_event(userid, MsgType="text", Content=text,
-                                MsgId=int.from_bytes(random_ids.token_bytes(7), "big"))
+        event = self._app_event(
+            userid, MsgType="text", Content=text, MsgId=int.from_bytes(random_ids.token_bytes(7), "big")
+        )
         return await self._post(event, agent_id=self.state.agent_id)
 
     async def guide_taps_menu(self, userid: str, event_key: str) -> dict:
@@ -129,20 +142,35 @@ class EmulatorDriver:
 
     def _contact_event(self, change_type: str, userid: str, external_userid: str, **extra) -> dict:
         return {
-            "ToUserName": self.state.corp_id, "FromUserName": "sys", "CreateTime": self.state.now(),
-            "MsgType": "event", "Event": "change_external_contact", "ChangeType": change_type,
-            "UserID": userid, "ExternalUserID": external_userid, **extra,
+            "ToUserName": self.state.corp_id,
+            "FromUserName": "sys",
+            "CreateTime": self.state.now(),
+            "MsgType": "event",
+            "Event": "change_external_contact",
+            "ChangeType": change_type,
+            "UserID": userid,
+            "ExternalUserID": external_userid,
+            **extra,
         }
 
     def _kf_event(self, open_kfid: str) -> dict:
         return {
-            "ToUserName": self.state.corp_id, "CreateTime": self.state.now(), "MsgType": "event",
-            "Event": "kf_msg_or_event", "Token": self.state.issue_kf_sync_token(), "OpenKfId": open_kfid,
+            "ToUserName": self.state.corp_id,
+            "CreateTime": self.state.now(),
+            "MsgType": "event",
+            "Event": "kf_msg_or_event",
+            "Token": self.state.issue_kf_sync_token(),
+            "OpenKfId": open_kfid,
         }
 
     def _app_event(self, userid: str, **fields) -> dict:
-        return {"ToUserName": self.state.corp_id, "FromUserName": userid, "CreateTime": self.state.now(),
-                **fields, "AgentID": self.state.agent_id}
+        return {
+            "ToUserName": self.state.corp_id,
+            "FromUserName": userid,
+            "CreateTime": self.state.now(),
+            **fields,
+            "AgentID": self.state.agent_id,
+        }
 
     async def _post(self, event: dict, agent_id: int | None = None) -> dict:
         """POST the sealed event; like WeCom, retry on a non-200 answer or no answer in 5 s."""
@@ -152,13 +180,18 @@ class EmulatorDriver:
             return result
         sealed = self.crypto.seal(event_xml(event))
         agent = f"<AgentID>{agent_id}</AgentID>" if agent_id is not None else ""
-        body = (f"<xml><ToUserName>{_cdata(self.state.corp_id)}</ToUserName>{agent}"
-                f"<Encrypt>{_cdata(sealed['encrypted'])}</Encrypt></xml>")
+        body = (
+            f"<xml><ToUserName>{_cdata(self.state.corp_id)}</ToUserName>{agent}"
+            f"<Encrypt>{_cdata(sealed['encrypted'])}</Encrypt></xml>"
+        )
         for attempt in range(1, self.attempts + 1):
             result["attempts"] = attempt
             try:
                 async with self.session.post(
-                    url, params=sealed["params"], data=body.encode(), headers={"Content-Type": "text/xml"},
+                    url,
+                    params=sealed["params"],
+                    data=body.encode(),
+                    headers={"Content-Type": "text/xml"},
                     timeout=aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT),
                 ) as resp:
                     result["http_status"] = resp.status
@@ -167,7 +200,12 @@ class EmulatorDriver:
                 result["http_status"] = None
                 log.info("callback attempt %d failed: %s", attempt, type(exc).__name__)
             self.state.callbacks.append(
-                {"time": self.state.now(), "event": event, "attempt": attempt, "status": result["http_status"]}
+                {
+                    "time": self.state.now(),
+                    "event": event,
+                    "attempt": attempt,
+                    "status": result["http_status"],
+                }
             )
             if result["http_status"] == 200:
                 break

@@ -28,6 +28,8 @@ class Member:
     userid: str
     name: str
     resigned: bool = False
+    # A welcome message set in the admin console: WeCom then issues no welcome code for this member.
+    console_welcome: bool = False
 
 
 @dataclass

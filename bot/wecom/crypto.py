@@ -6,6 +6,7 @@ constant-time signature check, a timestamp window, and typed errors that map to 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -14,8 +15,6 @@ import time
 
 from wechatpy.work.crypto import PrpCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
-
-import base64
 
 
 class CallbackRejected(Exception):

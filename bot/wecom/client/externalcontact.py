@@ -28,8 +28,17 @@ class ExternalContactAPI(APIGroup):
         **extra,
     ) -> dict:
         """Create a contact way: type 1 one member / 2 several; scene 1 mini-program / 2 QR (`qr_code`)."""
-        body = {"type": type, "scene": scene, "user": user, "party": party, "state": state,
-                "remark": remark, "skip_verify": skip_verify, "style": style, **extra}
+        body = {
+            "type": type,
+            "scene": scene,
+            "user": user,
+            "party": party,
+            "state": state,
+            "remark": remark,
+            "skip_verify": skip_verify,
+            "style": style,
+            **extra,
+        }
         return await self._post("externalcontact/add_contact_way", body, idempotent=False)
 
     async def get_contact_way(self, config_id: str) -> dict:
@@ -63,8 +72,14 @@ class ExternalContactAPI(APIGroup):
         **extra,
     ) -> dict:
         """Create a group-send task (≤10,000 customers); returns `msgid` and `fail_list`."""
-        body = {"chat_type": chat_type, "external_userid": external_userid, "sender": sender,
-                "text": text, "attachments": attachments, **extra}
+        body = {
+            "chat_type": chat_type,
+            "external_userid": external_userid,
+            "sender": sender,
+            "text": text,
+            "attachments": attachments,
+            **extra,
+        }
         return await self._post("externalcontact/add_msg_template", body, idempotent=False)
 
     async def get_groupmsg_list_v2(
@@ -78,11 +93,20 @@ class ExternalContactAPI(APIGroup):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict:
-        body = {"chat_type": chat_type, "start_time": start_time, "end_time": end_time, "creator": creator,
-                "filter_type": filter_type, "limit": limit, "cursor": cursor}
+        body = {
+            "chat_type": chat_type,
+            "start_time": start_time,
+            "end_time": end_time,
+            "creator": creator,
+            "filter_type": filter_type,
+            "limit": limit,
+            "cursor": cursor,
+        }
         return await self._post("externalcontact/get_groupmsg_list_v2", body)
 
-    async def get_groupmsg_task(self, msgid: str, *, limit: int | None = None, cursor: str | None = None) -> dict:
+    async def get_groupmsg_task(
+        self, msgid: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> dict:
         body = {"msgid": msgid, "limit": limit, "cursor": cursor}
         return await self._post("externalcontact/get_groupmsg_task", body)
 
@@ -110,8 +134,12 @@ class ExternalContactAPI(APIGroup):
         add_tag: list[str] | None = None,
         remove_tag: list[str] | None = None,
     ) -> dict:
-        body = {"userid": userid, "external_userid": external_userid, "add_tag": add_tag,
-                "remove_tag": remove_tag}
+        body = {
+            "userid": userid,
+            "external_userid": external_userid,
+            "add_tag": add_tag,
+            "remove_tag": remove_tag,
+        }
         return await self._post("externalcontact/mark_tag", body)
 
     async def get_corp_tag_list(
@@ -155,13 +183,20 @@ class ExternalContactAPI(APIGroup):
         *,
         transfer_success_msg: str | None = None,
     ) -> dict:
-        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid,
-                "external_userid": external_userid, "transfer_success_msg": transfer_success_msg}
+        body = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": external_userid,
+            "transfer_success_msg": transfer_success_msg,
+        }
         return await self._post("externalcontact/transfer_customer", body, idempotent=False)
 
     async def resigned_transfer_customer(
         self, handover_userid: str, takeover_userid: str, external_userid: list[str]
     ) -> dict:
-        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid,
-                "external_userid": external_userid}
+        body = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": external_userid,
+        }
         return await self._post("externalcontact/resigned/transfer_customer", body, idempotent=False)

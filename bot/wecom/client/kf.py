@@ -20,8 +20,13 @@ class KfAPI(APIGroup):
         voice_format: int | None = None,
     ) -> dict:
         """One page of messages after `cursor`; loop while `has_more` == 1 and keep `next_cursor`."""
-        body = {"open_kfid": open_kfid, "cursor": cursor, "token": token, "limit": limit,
-                "voice_format": voice_format}
+        body = {
+            "open_kfid": open_kfid,
+            "cursor": cursor,
+            "token": token,
+            "limit": limit,
+            "voice_format": voice_format,
+        }
         return await self._post("kf/sync_msg", body)
 
     async def send_msg(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 
@@ -14,13 +15,18 @@ TokenFetcher = Callable[[str], Awaitable[tuple[str, int]]]
 
 
 class TokenCache:
-    """One cached token per (corp, secret); a KV lock makes refreshes single flight across processes."""
+    """One cached token per (corp, secret), refreshed single flight.
+
+    Within a process concurrent callers share one refresh task; across processes a KV lock lets one
+    of them call gettoken while the others wait and then read what it stored.
+    """
 
     def __init__(self, kv: KeyValueStore, corp_id: str, fetch: TokenFetcher, *, lock_timeout: float = 60.0):
         self._kv = kv
         self._corp_id = corp_id
         self._fetch = fetch
         self._lock_timeout = lock_timeout
+        self._inflight: dict[tuple[str, str | None], asyncio.Future[str]] = {}
 
     def key(self, secret: str) -> str:
         # Keyed by a fingerprint of the secret, not its name: names that fall back to the same secret
@@ -37,6 +43,15 @@ class TokenCache:
         return await self._refresh(secret, stale=rejected)
 
     async def _refresh(self, secret: str, stale: str | None) -> str:
+        # Only one coroutine per process queues on the (polled) KV lock; the rest await its result.
+        flight = (self.key(secret), stale)
+        task = self._inflight.get(flight)
+        if task is None:
+            task = self._inflight[flight] = asyncio.ensure_future(self._refresh_shared(secret, stale))
+            task.add_done_callback(lambda _: self._inflight.pop(flight, None))
+        return await asyncio.shield(task)
+
+    async def _refresh_shared(self, secret: str, stale: str | None) -> str:
         key = self.key(secret)
         try:
             async with self._kv.lock(key, timeout=self._lock_timeout, wait=self._lock_timeout):
