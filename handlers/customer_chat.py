@@ -1,5 +1,22 @@
-"""Customers chatting through 微信客服 (kf_msg_or_event)."""
+"""Customers chatting through 微信客服 (kf_msg_or_event): pull new messages and answer each once."""
 
-from bot.dispatcher import Router
+from sqlalchemy import select
+
+import bot.members.chat.answering  # noqa: F401  (registers the kf.answer job)
+from bot.dispatcher import EventContext, Router
+from bot.members.chat.kf_sync import sync_and_answer
+from bot.storage.models import InboxEvent
 
 router = Router("customer_chat")
+
+
+@router.on(msg_type="event", event="kf_msg_or_event")
+async def kf_messages_arrived(ctx: EventContext) -> None:
+    # The dispatcher's lock middleware holds `customer:<OpenKfId>` around this: one sync per account.
+    open_kfid = ctx.event.get("OpenKfId")
+    if not open_kfid:
+        ctx.log.warning("kf_msg_or_event without OpenKfId; nothing to sync")
+        return
+    received_at = await ctx.session.scalar(select(InboxEvent.received_at).where(InboxEvent.id == ctx.inbox_id))
+    handled = await sync_and_answer(ctx.session, ctx.services, open_kfid, ctx.event.get("Token"), received_at)
+    ctx.log.info("kf %s: %d new message(s) taken in", open_kfid, handled)
