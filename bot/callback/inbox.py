@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -11,8 +10,9 @@ from sqlalchemy import update
 from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import AlreadyHandled
 from bot.jobs import JobContext, tasks
-from bot.jobs.wakeup import notify_workers
+from bot.jobs.wakeup import notify_workers, wake_local_runners
 from bot.storage import Database, utcnow
+from bot.storage.batching import GroupCommit
 from bot.storage.models import InboxEvent, Job
 from bot.wecom.events import InboundEvent
 
@@ -22,43 +22,27 @@ DISPATCH_JOB = "inbox.dispatch"
 
 
 class InboxWriter:
-    """Group commit: callbacks arriving together are written in one transaction.
-
-    Each caller waits for the commit that holds its event, so nothing is acknowledged before it
-    is durable, while the database sees one commit per batch instead of one per callback.
-    """
+    """Keeps callbacks in the inbox by group commit (see GroupCommit): one transaction per burst."""
 
     def __init__(self, db: Database, max_batch: int = 200, priority: int = 10) -> None:
         self.db = db
-        self.max_batch = max_batch
         self.priority = priority
-        self._pending: list[tuple[InboundEvent, asyncio.Future]] = []
-        self._flusher: asyncio.Task | None = None
+        self._batches = GroupCommit(self._write_batch, max_batch)
 
     async def store(self, event: InboundEvent) -> int | None:
         """Keep the event and queue its dispatch; the inbox id, or None for a duplicate."""
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return await self._batches.submit(event)
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                ids = await self._write([event for event, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            seen: set[str] = set()
-            for event, future in batch:
-                first = event.dedup_key not in seen
-                seen.add(event.dedup_key)
-                if not future.done():
-                    future.set_result(ids.get(event.dedup_key) if first else None)
+    async def _write_batch(self, events: list[InboundEvent]) -> list[int | None]:
+        ids = await self._write(events)
+        if ids:
+            wake_local_runners()
+        seen: set[str] = set()
+        results = []
+        for event in events:  # WeCom's concurrent retries can land in one batch: the first wins
+            results.append(ids.get(event.dedup_key) if event.dedup_key not in seen else None)
+            seen.add(event.dedup_key)
+        return results
 
     async def _write(self, events: list[InboundEvent]) -> dict[str, int]:
         unique = list({event.dedup_key: event for event in reversed(events)}.values())

@@ -93,6 +93,5 @@ async def receive_callback(request: web.Request) -> web.Response:
         CALLBACKS.labels(kind, "duplicate").inc()
     else:
         CALLBACKS.labels(kind, "accepted").inc()
-        services.wake_runner()
     CALLBACK_LATENCY.observe(time.perf_counter() - started)
     return web.Response(status=200)

@@ -2,7 +2,8 @@
 
 Claiming is one UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING, so several
 workers on PostgreSQL never take the same job; SQLite has a single writer, which gives the same.
-A worker that dies leaves its jobs `running` with a lease in the past; the next claim takes them.
+A worker that dies leaves its jobs `running` with a lease in the past; every worker's lease sweep
+puts them back in the queue. Completions are group-committed: one transaction per burst.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import uuid
 from sqlalchemy import and_, or_, select, update
 
 from bot.jobs.registry import JobContext, Retry, tasks
-from bot.jobs.wakeup import PostgresListener
+from bot.jobs.wakeup import PostgresListener, register_local_runner
 from bot.logs import bind_log_context
 from bot.metrics import JOB_LATENCY, JOBS
 from bot.storage import utcnow
+from bot.storage.batching import GroupCommit
 from bot.storage.models import Job
 
 log = logging.getLogger("bot.jobs")
@@ -53,6 +55,7 @@ class JobRunner:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wakeup = asyncio.Event()
         self._inflight: dict[int, asyncio.Task] = {}
+        self._completions = GroupCommit(self._mark_done)
         self._stopping = False
 
     def notify(self) -> None:
@@ -67,6 +70,7 @@ class JobRunner:
         """Run until stopped (or, with burst, until no job is queued or running)."""
         finished = 0
         heartbeat = asyncio.create_task(self._renew_leases())
+        unregister = register_local_runner(self.notify)
         listener = None
         if not self.db.is_sqlite:
             listener = PostgresListener(self.db.url, self.notify)
@@ -94,6 +98,7 @@ class JobRunner:
             raise
         finally:
             heartbeat.cancel()
+            unregister()
             if listener is not None:
                 await listener.stop()
         # Stopped gracefully: let running jobs finish.
@@ -122,12 +127,7 @@ class JobRunner:
         now = time.time()
         due = (
             select(Job.id)
-            .where(
-                or_(
-                    and_(Job.status == "queued", Job.run_at <= now),
-                    and_(Job.status == "running", Job.lease_until < now),
-                )
-            )
+            .where(Job.status == "queued", Job.run_at <= now)  # served by the partial index ix_jobs_queued
             .order_by(Job.priority.desc(), Job.run_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -152,8 +152,22 @@ class JobRunner:
             await asyncio.sleep(self.poll_seconds)
             return []
 
+    async def _requeue_expired_leases(self) -> None:
+        """Jobs of a worker that died go back to the queue (their attempt stays counted)."""
+        try:
+            async with self.db.session() as session, session.begin():
+                await session.execute(
+                    update(Job)
+                    .where(Job.status == "running", Job.lease_until < time.time())
+                    .values(status="queued", locked_by=None, lease_until=None)
+                )
+        except Exception:
+            log.exception("requeueing expired leases failed")
+
     async def _renew_leases(self) -> None:
+        """Every third of a lease: extend ours, and requeue the jobs of workers that died."""
         while True:
+            await self._requeue_expired_leases()
             await asyncio.sleep(self.lease_seconds / 3)
             if not self._inflight:
                 continue
@@ -199,13 +213,26 @@ class JobRunner:
                 await self._finish(job, "done")
 
     async def _finish(self, job: Job, status: str, error: str | None = None) -> None:
-        values = {"status": status, "finished_at": utcnow(), "lease_until": None}
-        if error is not None:
-            values["last_error"] = error[:4000]
-        await self._update_own(job, values)
+        if status == "done":
+            await self._completions.submit(job.id)
+        else:
+            values = {"status": status, "finished_at": utcnow(), "lease_until": None}
+            if error is not None:
+                values["last_error"] = error[:4000]
+            await self._update_own(job, values)
         JOBS.labels(job.kind, status).inc()
         if status == "done":
             JOB_LATENCY.labels(job.kind).observe(max(0.0, time.time() - job.run_at))
+
+    async def _mark_done(self, job_ids: list[int]) -> list[None]:
+        """Completions of a burst of jobs in one transaction (GroupCommit)."""
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(job_ids), Job.locked_by == self.worker_id)
+                .values(status="done", finished_at=utcnow(), lease_until=None)
+            )
+        return [None] * len(job_ids)
 
     async def _requeue(self, job: Job, delay: float, error: str, counts: bool = True) -> None:
         values = {

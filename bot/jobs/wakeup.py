@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 log = logging.getLogger("bot.jobs")
 
@@ -19,11 +19,32 @@ CHANNEL = "wa_jobs"
 NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 
+# Runners in this process: woken right after the enqueuing transaction commits.
+_local_runners: set[Callable[[], None]] = set()
+
+
+def register_local_runner(wake: Callable[[], None]) -> Callable[[], None]:
+    """Add a runner's wake-up; returns the function that removes it."""
+    _local_runners.add(wake)
+    return lambda: _local_runners.discard(wake)
+
+
+def wake_local_runners() -> None:
+    for wake in list(_local_runners):
+        wake()
+
+
 async def notify_workers(connection) -> None:
     """Call inside the enqueuing transaction (a Session or a Connection)."""
     bind = connection.get_bind() if hasattr(connection, "get_bind") else connection
     if bind.dialect.name == "postgresql":
         await connection.execute(NOTIFY)
+    if hasattr(connection, "sync_session"):
+        event.listen(connection.sync_session, "after_commit", _woken_after_commit, once=True)
+
+
+def _woken_after_commit(_session) -> None:
+    wake_local_runners()
 
 
 class PostgresListener:

@@ -74,7 +74,14 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
 
-    __table_args__ = (Index("ix_jobs_claim", "status", "priority", "run_at"),)
+    __table_args__ = (
+        # Claims read only queued jobs; done jobs pile up and must not slow them down.
+        Index("ix_jobs_queued", priority.desc(), run_at,
+              sqlite_where=status == "queued", postgresql_where=status == "queued"),
+        Index("ix_jobs_running_lease", "lease_until",
+              sqlite_where=status == "running", postgresql_where=status == "running"),
+        Index("ix_jobs_status", "status"),
+    )
 
 
 class ApiToken(Base):
