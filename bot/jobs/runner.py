@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 
 from bot.jobs.registry import JobContext, Retry, tasks
 from bot.jobs.wakeup import PostgresListener, register_local_runner
