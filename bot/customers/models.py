@@ -44,7 +44,8 @@ class CustomerBinding(Base):
     store_code: Mapped[str | None] = mapped_column(String(32))
     channel_code: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str | None] = mapped_column(String(30))
-    source: Mapped[str] = mapped_column(String(16))  # scan|direct|transfer|handover
+    qrcode_code: Mapped[str | None] = mapped_column(String(16))  # the aggregated code scanned, if known
+    source: Mapped[str] = mapped_column(String(16))  # scan|direct|handover|restored
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(40))

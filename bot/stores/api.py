@@ -1,1 +1,173 @@
-"""Admin API routes of this feature (registered on bot.api.spec.api at import)."""
+"""Admin API for stores and guides; channels, codes, stats and customers register beside it.
+
+Store managers see and edit only their stores and those stores' guides. Each request is one
+transaction, and the per-process store directories reload after a store write.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+import bot.stores.api_codes  # noqa: F401  (registers channel and QR code routes)
+import bot.stores.stats  # noqa: F401  (registers stats routes)
+from bot.api.auth import Principal, Role
+from bot.api.errors import ApiError
+from bot.api.spec import ApiCall, api
+from bot.stores.directory import stores_changed
+from bot.stores.models import ContactWay, Guide, Store
+from bot.stores.schemas import (
+    GuideIn,
+    GuideList,
+    GuideOut,
+    GuidePatch,
+    StoreIn,
+    StoreList,
+    StoreOut,
+    StorePatch,
+)
+
+ADMINS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
+READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]
+
+
+def require_store_scope(principal: Principal, store_code: str) -> None:
+    if not principal.can_see_store(store_code):
+        raise ApiError(403, "forbidden", f"store {store_code!r} is outside this token's scope")
+
+
+async def _store(session, code: str) -> Store:
+    store = await session.scalar(select(Store).where(Store.code == code))
+    if store is None:
+        raise ApiError(404, "unknown_store", f"no store {code!r}")
+    return store
+
+
+async def _guide(session, userid: str) -> Guide:
+    guide = await session.scalar(select(Guide).where(Guide.userid == userid))
+    if guide is None:
+        raise ApiError(404, "unknown_guide", f"no guide {userid!r}")
+    return guide
+
+
+class StoresQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    city: str | None = None
+    status: str | None = Field(None, pattern="^(open|closed|paused)$")
+    after: str | None = Field(None, description="page: stores with a code after this one")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+@api.route("POST", "/api/v1/stores", summary="Create a store (coordinates in any datum)", roles=[Role.HQ_ADMIN],
+           body=StoreIn, response=StoreOut, status=201)
+async def create_store(call: ApiCall) -> StoreOut:
+    body: StoreIn = call.body
+    try:
+        async with call.services.db.session() as session, session.begin():
+            if await session.scalar(select(Store.id).where(Store.code == body.code)):
+                raise ApiError(409, "store_exists", f"store {body.code!r} already exists")
+            store = Store(**body.model_dump(exclude={"coord_system"}))
+            session.add(store)
+    except IntegrityError:
+        raise ApiError(409, "store_exists", f"store {body.code!r} already exists") from None
+    await stores_changed(call.services.kv)
+    return StoreOut.model_validate(store)
+
+
+@api.route("GET", "/api/v1/stores", summary="Stores by code (store managers: theirs)", roles=READERS,
+           query=StoresQuery, response=StoreList)
+async def list_stores(call: ApiCall) -> StoreList:
+    q: StoresQuery = call.query
+    statement = select(Store).order_by(Store.code).limit(q.limit)
+    if call.principal.role == Role.STORE_MANAGER:
+        statement = statement.where(Store.code.in_(call.principal.store_codes))
+    if q.city:
+        statement = statement.where(Store.city == q.city)
+    if q.status:
+        statement = statement.where(Store.status == q.status)
+    if q.after:
+        statement = statement.where(Store.code > q.after)
+    async with call.services.db.session() as session:
+        rows = (await session.scalars(statement)).all()
+    return StoreList(stores=[StoreOut.model_validate(row) for row in rows])
+
+
+@api.route("GET", "/api/v1/stores/{code}", summary="One store", roles=READERS, response=StoreOut)
+async def get_store(call: ApiCall) -> StoreOut:
+    require_store_scope(call.principal, call.path["code"])
+    async with call.services.db.session() as session:
+        return StoreOut.model_validate(await _store(session, call.path["code"]))
+
+
+@api.route("PATCH", "/api/v1/stores/{code}", summary="Change a store (status, hours, position…)",
+           roles=ADMINS, body=StorePatch, response=StoreOut)
+async def patch_store(call: ApiCall) -> StoreOut:
+    require_store_scope(call.principal, call.path["code"])
+    changes = call.body.model_dump(exclude_unset=True, exclude={"coord_system"})
+    async with call.services.db.session() as session, session.begin():
+        store = await _store(session, call.path["code"])
+        for name, value in changes.items():
+            setattr(store, name, value)
+    await stores_changed(call.services.kv)
+    return StoreOut.model_validate(store)
+
+
+class GuidesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store_code: str | None = None
+    status: str | None = Field(None, pattern="^(active|on_leave|resigned)$")
+    limit: int = Field(200, ge=1, le=1000)
+
+
+@api.route("POST", "/api/v1/guides", summary="Add a guide to a store", roles=ADMINS, body=GuideIn,
+           response=GuideOut, status=201)
+async def create_guide(call: ApiCall) -> GuideOut:
+    body: GuideIn = call.body
+    require_store_scope(call.principal, body.store_code)
+    try:
+        async with call.services.db.session() as session, session.begin():
+            await _store(session, body.store_code)
+            if await session.scalar(select(Guide.id).where(Guide.userid == body.userid)):
+                raise ApiError(409, "guide_exists", f"guide {body.userid!r} already exists")
+            guide = Guide(**body.model_dump())
+            session.add(guide)
+    except IntegrityError:
+        raise ApiError(409, "guide_exists", f"guide {body.userid!r} already exists") from None
+    return GuideOut.model_validate(guide)
+
+
+@api.route("GET", "/api/v1/guides", summary="Guides (store managers: of their stores)", roles=READERS,
+           query=GuidesQuery, response=GuideList)
+async def list_guides(call: ApiCall) -> GuideList:
+    q: GuidesQuery = call.query
+    statement = select(Guide).order_by(Guide.store_code, Guide.userid).limit(q.limit)
+    if call.principal.role == Role.STORE_MANAGER:
+        statement = statement.where(Guide.store_code.in_(call.principal.store_codes))
+    if q.store_code:
+        statement = statement.where(Guide.store_code == q.store_code)
+    if q.status:
+        statement = statement.where(Guide.status == q.status)
+    async with call.services.db.session() as session:
+        rows = (await session.scalars(statement)).all()
+    return GuideList(guides=[GuideOut.model_validate(row) for row in rows])
+
+
+@api.route("PATCH", "/api/v1/guides/{userid}", summary="Change a guide (status, limit, hours, store…)",
+           roles=ADMINS, body=GuidePatch, response=GuideOut)
+async def patch_guide(call: ApiCall) -> GuideOut:
+    changes = call.body.model_dump(exclude_unset=True)
+    async with call.services.db.session() as session, session.begin():
+        guide = await _guide(session, call.path["userid"])
+        require_store_scope(call.principal, guide.store_code)
+        new_store = changes.get("store_code")
+        if new_store and new_store != guide.store_code:
+            require_store_scope(call.principal, new_store)
+            await _store(session, new_store)
+            # Their contact ways now bring customers to the new store.
+            await session.execute(
+                update(ContactWay).where(ContactWay.guide_userid == guide.userid).values(store_code=new_store)
+            )
+        for name, value in changes.items():
+            setattr(guide, name, value)
+    return GuideOut.model_validate(guide)

@@ -1,7 +1,140 @@
-"""Public pages of the aggregated QR codes (landing page, locate, QR images)."""
+"""Public pages of the aggregated QR codes: the landing page, locate/choose, the picker, QR images.
 
+No login: these are what a customer's WeChat opens. A first-party cookie names the visitor so the
+funnel can follow one scan through locate and choice without any personal data.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import secrets
+from pathlib import Path
+
+import segno
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.api.errors import ApiError
+from bot.api.spec import validation_details
+from bot.lbs import CoordSystem
+from bot.services import SERVICES
+from bot.stores.directory import directory_for
+from bot.stores.funnel import record_step
+from bot.stores.locate import active_code, choose, locate
+
+CODE = r"{code:[A-Za-z0-9]{1,16}}"
+VISITOR_COOKIE = "wa_v"
+LANDING_HTML = (Path(__file__).parent / "static" / "landing.html").read_text(encoding="utf-8")
+
+
+class LocateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(strict=True)
+    lng: float = Field(strict=True)
+    coord_system: CoordSystem = CoordSystem.WGS84  # what a browser's geolocation gives
+
+
+class ChooseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store_code: str | None = Field(None, min_length=1, max_length=32)
+    fallback: bool = False
+
+
+def landing_url(settings, code: str) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/qr/{code}"
+
+
+def _visitor(request: web.Request) -> str | None:
+    value = request.cookies.get(VISITOR_COOKIE, "")
+    return value if value.isalnum() and len(value) <= 64 else None
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        data = json.loads(await request.text() or "null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", "invalid body", validation_details(exc)) from None
+
+
+def _message_page(status: int, title: str, text: str) -> web.Response:
+    page = (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
+            f'<body style="font-family:sans-serif;text-align:center;padding:3em 1em;color:#333">'
+            f'<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p></body></html>')
+    return web.Response(status=status, text=page, content_type="text/html")
+
+
+async def landing_page(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    code = request.match_info["code"]
+    try:
+        qrcode = await active_code(services, code)
+    except ApiError as exc:
+        title = "二维码已停用" if exc.status == 410 else "二维码不存在"
+        return _message_page(exc.status, title, "请联系门店工作人员获取新的二维码。")
+    visitor = _visitor(request) or secrets.token_hex(12)
+    await record_step(services.db, "scan", qrcode_code=qrcode.code, channel_code=qrcode.channel_code,
+                      visitor=visitor, user_agent=request.headers.get("User-Agent", "")[:200])
+    page = LANDING_HTML.replace("{{code}}", html.escape(qrcode.code)).replace(
+        "{{title}}", html.escape(qrcode.name or "附近门店导购"))
+    response = web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+    response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 86400, httponly=True, samesite="Lax")
+    return response
+
+
+async def locate_view(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    qrcode = await active_code(services, request.match_info["code"])
+    body: LocateBody = await _body(request, LocateBody)
+    offer = await locate(services, qrcode, body.lat, body.lng, body.coord_system, _visitor(request))
+    return web.json_response(offer)
+
+
+async def choose_view(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    qrcode = await active_code(services, request.match_info["code"])
+    body: ChooseBody = await _body(request, ChooseBody)
+    if (body.store_code is None) != body.fallback:
+        raise ApiError(400, "invalid_request", "give either store_code or fallback: true")
+    offer = await choose(services, qrcode, body.store_code, _visitor(request))
+    return web.json_response(offer)
+
+
+async def stores_by_city(request: web.Request) -> web.Response:
+    """The picker's data: open stores grouped by city."""
+    services = request.app[SERVICES]
+    qrcode = await active_code(services, request.match_info["code"])
+    directory = directory_for(services)
+    await directory.refresh(services)
+    cities = [
+        {"city": city, "stores": [{"code": c.code, "name": c.name, "address": c.address} for c in cards]}
+        for city, cards in directory.cities().items()
+    ]
+    fallback = bool(qrcode.fallback.get("store_code") or qrcode.fallback.get("guide_userid"))
+    return web.json_response({"cities": cities, "has_fallback": fallback})
+
+
+async def qr_image(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    qrcode = await active_code(services, request.match_info["code"])
+    symbol = segno.make(landing_url(services.settings, qrcode.code), error="m")
+    buffer = io.BytesIO()
+    if request.match_info["kind"] == "svg":
+        symbol.save(buffer, kind="svg", scale=10, border=2, xmldecl=False)
+        return web.Response(body=buffer.getvalue(), content_type="image/svg+xml")
+    symbol.save(buffer, kind="png", scale=10, border=2)
+    return web.Response(body=buffer.getvalue(), content_type="image/png")
 
 
 def setup_routes(app: web.Application) -> None:
-    return None
+    app.router.add_get(f"/qr/{CODE}.{{kind:png|svg}}", qr_image)
+    app.router.add_get(f"/qr/{CODE}", landing_page)
+    app.router.add_post(f"/qr/{CODE}/locate", locate_view)
+    app.router.add_post(f"/qr/{CODE}/choose", choose_view)
+    app.router.add_get(f"/qr/{CODE}/stores", stores_by_city)

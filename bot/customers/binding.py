@@ -1,0 +1,156 @@
+"""Where a customer is bound to a guide: add events open bindings, delete events close them.
+
+Attribution (会员归属) stays with the first guide while that friendship lasts; a customer who also
+adds another guide gets a binding row for them but keeps their attributed guide. When the
+attributed friendship ends, the customer is `unbound`; adding the same guide again restores it,
+adding another guide gives that guide the attribution. Only HQ handovers move it otherwise.
+Everything here runs inside the inbox transaction; WeCom calls happen in the follow-up jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.customers.models import Customer, CustomerBinding
+from bot.stores.contact_ways import decode_state
+from bot.stores.funnel import code_that_showed, funnel_row
+from bot.stores.models import Channel, Guide, Store
+
+log = logging.getLogger("bot.customers.binding")
+
+DIRECT_CHANNEL = "direct"
+WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
+WELCOME_PRIORITY = 100  # the welcome code dies after 20 s: never behind the inbox queue (10)
+DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
+ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
+# Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
+LOSSES = ("customer_deleted", "guide_deleted")
+
+
+async def open_binding(session: AsyncSession, external_userid: str, userid: str) -> CustomerBinding | None:
+    return await session.scalar(
+        select(CustomerBinding).where(
+            CustomerBinding.external_userid == external_userid,
+            CustomerBinding.guide_userid == userid,
+            CustomerBinding.ended_at.is_(None),
+        ).order_by(CustomerBinding.id.desc()).limit(1)
+    )
+
+
+async def _customer(session: AsyncSession, external_userid: str) -> Customer:
+    customer = await session.scalar(select(Customer).where(Customer.external_userid == external_userid))
+    if customer is None:
+        customer = Customer(external_userid=external_userid, name="", status="unbound", tags=[])
+        session.add(customer)
+    return customer
+
+
+def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) -> None:
+    """Make `binding` the customer's current attribution."""
+    customer.guide_userid, customer.store_code = binding.guide_userid, binding.store_code
+    customer.channel_code, customer.status, customer.bound_at = binding.channel_code, "bound", now
+    customer.first_bound_at = customer.first_bound_at or now
+
+
+async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
+    """add_external_contact: decode the state, bind, and queue the welcome and the tagging."""
+    session, event = ctx.session, ctx.event
+    userid, external_userid = event.user_id, event.external_user_id
+    if not userid or not external_userid:
+        log.warning("add event without UserID/ExternalUserID; ignored")
+        return None
+    state = event.get("State") or ""
+    way = await decode_state(session, state)
+    if way is not None:
+        channel_code, store_code, source = way.channel_code, way.store_code, "scan"
+    else:
+        # No state, or one we never issued: bind to the guide's own store as a direct add.
+        store_code = await session.scalar(select(Guide.store_code).where(Guide.userid == userid))
+        channel_code, source = DIRECT_CHANNEL, "direct"
+        if state:
+            log.warning("state %r does not decode; bound as direct", state)
+    customer = await _customer(session, external_userid)
+    is_new_customer = customer.first_bound_at is None
+    binding = await open_binding(session, external_userid, userid)
+    created = binding is None  # otherwise a repeat (add_half then add): keep the open one, greet once
+    if created:
+        qrcode_code = await code_that_showed(session, userid, channel_code, now) if way else None
+        binding = CustomerBinding(
+            external_userid=external_userid, guide_userid=userid, store_code=store_code,
+            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code, source=source,
+            started_at=now,
+        )
+        session.add(binding)
+        if customer.guide_userid is None or customer.status != "bound":
+            attribute(customer, binding, now)
+        session.add(funnel_row(
+            "add", qrcode_code=qrcode_code, channel_code=channel_code, store_code=store_code,
+            guide_userid=userid, at=now, external_userid=external_userid,
+            undecodable_state=state if state and way is None else None,
+        ))
+        await session.flush()
+    # The new-member benefit is issued with the binding, in the same transaction: never twice.
+    benefit_text = await _new_member_benefit(session, external_userid, channel_code) if is_new_customer else None
+    welcome_code = event.get("WelcomeCode")
+    if welcome_code and created:
+        # Written out now so the welcome job is one WeCom call: no reads in the 20-second window.
+        text = await welcome_text(session, channel_code, userid, store_code)
+        await ctx.enqueue(
+            WELCOME_JOB,
+            {"welcome_code": welcome_code, "userid": userid, "external_userid": external_userid,
+             "text": "\n".join(filter(None, [text, benefit_text]))},
+            dedupe_key=f"welcome:{welcome_code}", priority=WELCOME_PRIORITY, max_attempts=3,
+        )
+    await ctx.enqueue(
+        ENRICH_JOB, {"userid": userid, "external_userid": external_userid, "channel_code": channel_code},
+        dedupe_key=f"enrich:{binding.id}", priority=ENRICH_PRIORITY,
+    )
+    return binding
+
+
+async def welcome_text(session: AsyncSession, channel_code: str, userid: str, store_code: str | None) -> str:
+    """The channel's welcome text (or the default) with {guide} and {store} filled in."""
+    template = await session.scalar(select(Channel.welcome_text).where(Channel.code == channel_code))
+    guide = await session.scalar(select(Guide.name).where(Guide.userid == userid))
+    store = store_code and await session.scalar(select(Store.name).where(Store.code == store_code))
+    text = template or DEFAULT_WELCOME
+    return text.replace("{guide}", guide or "您的导购").replace("{store}", store or "门店").strip()
+
+
+async def _new_member_benefit(session: AsyncSession, external_userid: str, channel_code: str) -> str | None:
+    """Membership and the welcome coupon (the channel's, else the default) from the members feature."""
+    try:
+        from bot.members.welcome import grant_welcome_benefit
+    except ImportError:  # a build without points and coupons
+        return None
+    template_code = await session.scalar(select(Channel.benefit_template_code).where(Channel.code == channel_code))
+    benefit = await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code)
+    return benefit.text if benefit else None
+
+
+async def end_binding(session: AsyncSession, external_userid: str, userid: str, reason: str,
+                      now: dt.datetime) -> CustomerBinding | None:
+    """The friendship ended (either side deleted, or a handover moved it): close the binding."""
+    binding = await open_binding(session, external_userid, userid)
+    if binding is None:
+        return None
+    binding.ended_at, binding.end_reason = now, reason[:40]
+    customer = await session.scalar(select(Customer).where(Customer.external_userid == external_userid))
+    if customer is not None and customer.guide_userid == userid and reason != "handover":
+        customer.status = "unbound"
+    if reason in LOSSES:
+        session.add(funnel_row(
+            "delete", qrcode_code=binding.qrcode_code, channel_code=binding.channel_code,
+            store_code=binding.store_code, guide_userid=userid, at=now, reason=reason,
+        ))
+    return binding
+
+
+def end_reason(change_type: str, source: str | None) -> str:
+    if change_type == "del_follow_user":
+        return "customer_deleted"
+    return "transferred" if source == "DELETE_BY_TRANSFER" else "guide_deleted"

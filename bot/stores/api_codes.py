@@ -1,0 +1,123 @@
+"""Admin API for channels and aggregated QR codes (HQ creates them; stores only use them)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.api.auth import Role
+from bot.api.errors import ApiError
+from bot.api.spec import ApiCall, api
+from bot.stores.models import Channel, Guide, QrCode, Store
+from bot.stores.schemas import (
+    ChannelIn,
+    ChannelList,
+    ChannelOut,
+    Fallback,
+    GuideRule,
+    QrCodeIn,
+    QrCodeList,
+    QrCodeOut,
+)
+from bot.stores.web import landing_url
+
+READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]
+# Lowercase letters and digits without look-alikes: codes may be typed from a printed poster.
+CODE_ALPHABET = "".join(c for c in string.ascii_lowercase + string.digits if c not in "0o1l")
+
+
+def new_code(length: int = 8) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def qrcode_out(settings, row: QrCode) -> QrCodeOut:
+    url = landing_url(settings, row.code)
+    return QrCodeOut(
+        code=row.code, name=row.name, channel_code=row.channel_code, radius_m=row.radius_m,
+        store_rule=row.store_rule, guide_rule=row.guide_rule, fallback=row.fallback, status=row.status,
+        landing_url=url, png_url=url + ".png", svg_url=url + ".svg",
+    )
+
+
+@api.route("POST", "/api/v1/channels", summary="Create a channel (tags, welcome text, benefit)",
+           roles=[Role.HQ_ADMIN], body=ChannelIn, response=ChannelOut, status=201)
+async def create_channel(call: ApiCall) -> ChannelOut:
+    body: ChannelIn = call.body
+    try:
+        async with call.services.db.session() as session, session.begin():
+            if await session.scalar(select(Channel.id).where(Channel.code == body.code)):
+                raise ApiError(409, "channel_exists", f"channel {body.code!r} already exists")
+            channel = Channel(**body.model_dump())
+            session.add(channel)
+    except IntegrityError:
+        raise ApiError(409, "channel_exists", f"channel {body.code!r} already exists") from None
+    return ChannelOut.model_validate(channel)
+
+
+@api.route("GET", "/api/v1/channels", summary="All channels", roles=READERS, response=ChannelList)
+async def list_channels(call: ApiCall) -> ChannelList:
+    async with call.services.db.session() as session:
+        rows = (await session.scalars(select(Channel).order_by(Channel.code))).all()
+    return ChannelList(channels=[ChannelOut.model_validate(row) for row in rows])
+
+
+async def _check_references(session, channel_code: str | None, fallback: Fallback | None) -> None:
+    """Unknown channel, store or guide in a code's settings: 422 naming the field."""
+    problems = []
+    if channel_code and not await session.scalar(select(Channel.id).where(Channel.code == channel_code)):
+        problems.append({"field": "channel_code", "problem": f"no channel {channel_code!r}"})
+    if fallback and fallback.store_code and not await session.scalar(
+            select(Store.id).where(Store.code == fallback.store_code)):
+        problems.append({"field": "fallback.store_code", "problem": f"no store {fallback.store_code!r}"})
+    if fallback and fallback.guide_userid and not await session.scalar(
+            select(Guide.id).where(Guide.userid == fallback.guide_userid)):
+        problems.append({"field": "fallback.guide_userid", "problem": f"no guide {fallback.guide_userid!r}"})
+    if problems:
+        raise ApiError(422, "unknown_reference", "the code refers to things that do not exist", problems)
+
+
+@api.route("POST", "/api/v1/qrcodes", summary="Create an aggregated LBS code; answers its URLs",
+           roles=[Role.HQ_ADMIN], body=QrCodeIn, response=QrCodeOut, status=201)
+async def create_qrcode(call: ApiCall) -> QrCodeOut:
+    body: QrCodeIn = call.body
+    async with call.services.db.session() as session, session.begin():
+        await _check_references(session, body.channel_code, body.fallback)
+        row = QrCode(code=new_code(), name=body.name, channel_code=body.channel_code, radius_m=body.radius_m,
+                     store_rule="nearest", guide_rule=body.guide_rule,
+                     fallback=body.fallback.model_dump(exclude_none=True), status="active")
+        session.add(row)
+    return qrcode_out(call.services.settings, row)
+
+
+@api.route("GET", "/api/v1/qrcodes", summary="Aggregated codes", roles=READERS, response=QrCodeList)
+async def list_qrcodes(call: ApiCall) -> QrCodeList:
+    async with call.services.db.session() as session:
+        rows = (await session.scalars(select(QrCode).order_by(QrCode.id))).all()
+    return QrCodeList(qrcodes=[qrcode_out(call.services.settings, row) for row in rows])
+
+
+class QrCodePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=100)
+    status: str | None = Field(None, pattern="^(active|disabled)$")
+    radius_m: int | None = Field(None, ge=100, le=200_000)
+    guide_rule: GuideRule | None = None
+    fallback: Fallback | None = None
+
+
+@api.route("PATCH", "/api/v1/qrcodes/{code}", summary="Change or disable a code", roles=[Role.HQ_ADMIN],
+           body=QrCodePatch, response=QrCodeOut)
+async def patch_qrcode(call: ApiCall) -> QrCodeOut:
+    patch: QrCodePatch = call.body
+    async with call.services.db.session() as session, session.begin():
+        row = await session.scalar(select(QrCode).where(QrCode.code == call.path["code"]))
+        if row is None:
+            raise ApiError(404, "unknown_code", f"no QR code {call.path['code']!r}")
+        await _check_references(session, None, patch.fallback)
+        for name, value in patch.model_dump(exclude_unset=True).items():
+            setattr(row, name, value)
+    return qrcode_out(call.services.settings, row)

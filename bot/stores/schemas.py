@@ -1,0 +1,203 @@
+"""What the admin API and the CSV importer accept and answer for stores, guides, channels and codes.
+
+The importer validates each CSV row with the same models, so a rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.lbs import CoordSystem, InvalidCoordinates, to_gcj02
+from bot.stores.hours import InvalidHours, validate_hours
+
+CODE = r"^[A-Za-z0-9_-]+$"
+StoreStatus = Literal["open", "closed", "paused"]
+GuideStatus = Literal["active", "on_leave", "resigned"]
+GuideRule = Literal["round_robin", "least_loaded", "fixed"]
+
+
+def _hours(value):
+    try:
+        return validate_hours(value)
+    except InvalidHours as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _coordinates_to_gcj02(model):
+    """Coordinates come in any datum and are kept in GCJ-02 (see bot/lbs/datum.py)."""
+    if (model.lat is None) != (model.lng is None):
+        raise ValueError("give both lat and lng, or neither")
+    if model.lat is not None:
+        try:
+            model.lat, model.lng = to_gcj02(model.lat, model.lng, model.coord_system)
+        except InvalidCoordinates as exc:
+            raise ValueError(str(exc)) from None
+        model.coord_system = CoordSystem.GCJ02
+    return model
+
+
+class StoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32, pattern=CODE)
+    name: str = Field(min_length=1, max_length=100)
+    city: str = Field("", max_length=50)
+    address: str = Field("", max_length=300)
+    lat: float | None = None
+    lng: float | None = None
+    coord_system: CoordSystem = CoordSystem.GCJ02
+    status: StoreStatus = "open"
+    opening_hours: dict | None = None
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _check_hours(cls, value):
+        return _hours(value)
+
+    @model_validator(mode="after")
+    def _store_gcj02(self):
+        return _coordinates_to_gcj02(self)
+
+
+class StorePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=100)
+    city: str | None = Field(None, max_length=50)
+    address: str | None = Field(None, max_length=300)
+    lat: float | None = None
+    lng: float | None = None
+    coord_system: CoordSystem = CoordSystem.GCJ02
+    status: StoreStatus | None = None
+    opening_hours: dict | None = None
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _check_hours(cls, value):
+        return _hours(value)
+
+    @model_validator(mode="after")
+    def _store_gcj02(self):
+        return _coordinates_to_gcj02(self)
+
+
+class StoreOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    code: str
+    name: str
+    city: str
+    address: str
+    lat: float | None = Field(description="GCJ-02")
+    lng: float | None = Field(description="GCJ-02")
+    status: str
+    opening_hours: dict | None
+    updated_at: dt.datetime
+
+
+class StoreList(BaseModel):
+    stores: list[StoreOut]
+
+
+class GuideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    userid: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=100)
+    store_code: str = Field(min_length=1, max_length=32)
+    status: GuideStatus = "active"
+    daily_add_limit: int = Field(100, ge=0, le=100_000)
+    working_hours: dict | None = None
+    is_backup: bool = False
+
+    @field_validator("working_hours")
+    @classmethod
+    def _check_hours(cls, value):
+        return _hours(value)
+
+
+class GuidePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=100)
+    store_code: str | None = Field(None, min_length=1, max_length=32)
+    status: GuideStatus | None = None
+    daily_add_limit: int | None = Field(None, ge=0, le=100_000)
+    working_hours: dict | None = None
+    is_backup: bool | None = None
+
+    @field_validator("working_hours")
+    @classmethod
+    def _check_hours(cls, value):
+        return _hours(value)
+
+
+class GuideOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    userid: str
+    name: str
+    store_code: str
+    status: str
+    daily_add_limit: int
+    working_hours: dict | None
+    is_backup: bool
+
+
+class GuideList(BaseModel):
+    guides: list[GuideOut]
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=32, pattern=CODE)
+    name: str = Field(min_length=1, max_length=100)
+    tag_names: list[str] = Field(default_factory=list, max_length=20)
+    welcome_text: str | None = Field(None, max_length=1300, description="≤4000 bytes once encoded")
+    benefit_template_code: str | None = Field(None, max_length=32)
+
+    @field_validator("tag_names")
+    @classmethod
+    def _tag_names_fit_wecom(cls, names: list[str]) -> list[str]:
+        names = [name.strip() for name in names]
+        if any(not name or len(name) > 30 for name in names):
+            raise ValueError("WeCom tag names are 1 to 30 characters")
+        return list(dict.fromkeys(names))
+
+
+class ChannelOut(ChannelIn):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
+class Fallback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store_code: str | None = Field(None, description="default store when none is in range")
+    guide_userid: str | None = Field(None, description="an online guide who takes anyone")
+
+
+class QrCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel_code: str = Field(min_length=1, max_length=32)
+    name: str = Field("", max_length=100)
+    radius_m: int = Field(5000, ge=100, le=200_000)
+    guide_rule: GuideRule = "round_robin"
+    fallback: Fallback = Field(default_factory=Fallback)
+
+
+class QrCodeOut(BaseModel):
+    code: str
+    name: str
+    channel_code: str
+    radius_m: int
+    store_rule: str
+    guide_rule: str
+    fallback: dict
+    status: str
+    landing_url: str
+    png_url: str
+    svg_url: str
+
+
+class QrCodeList(BaseModel):
+    qrcodes: list[QrCodeOut]

@@ -1,0 +1,162 @@
+"""Funnel per code / channel / store / guide, and the guides' leaderboard (new friends per day/week).
+
+Store managers see only their stores' rows. Scans happen before a store is known, so for a store
+manager (and in the store and guide views) conversion is adds / offers (locate or choice that
+showed that store or guide); in the code and channel views it is adds / scans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select
+
+from bot.api.auth import Role
+from bot.api.spec import ApiCall, api
+from bot.customers.binding import LOSSES
+from bot.customers.models import CustomerBinding
+from bot.storage import utcnow
+from bot.stores.assign import ADD_SOURCES
+from bot.stores.hours import CHINA, china_day_start
+from bot.stores.models import FunnelEvent, Guide
+
+ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
+GROUP_COLUMNS = {"code": FunnelEvent.qrcode_code, "channel": FunnelEvent.channel_code,
+                 "store": FunnelEvent.store_code, "guide": FunnelEvent.guide_userid}
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: dt.date | None = Field(None, description="first day (China time); default: 30 days ago")
+    until: dt.date | None = Field(None, description="last day, inclusive; default: today")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.since and self.until and self.since > self.until:
+            raise ValueError("since is after until")
+        if self.since and self.until and (self.until - self.since).days > 366:
+            raise ValueError("at most 366 days at once")
+        return self
+
+    def bounds(self, default_days: int) -> tuple[dt.datetime, dt.datetime]:
+        today = utcnow().astimezone(CHINA).date()
+        until = self.until or today
+        since = self.since or until - dt.timedelta(days=default_days - 1)
+        start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+        return start, end
+
+
+class FunnelQuery(Period):
+    by: Literal["code", "channel", "store", "guide"] = "code"
+
+
+class FunnelRow(BaseModel):
+    key: str | None
+    scans: int
+    located: int
+    chosen: int
+    adds: int
+    deletes: int
+    net_friends: int
+    conversion: float | None = Field(description="adds / scans (code, channel) or adds / offers (store, guide)")
+
+
+class FunnelReport(BaseModel):
+    by: str
+    since: dt.datetime
+    until: dt.datetime
+    rows: list[FunnelRow]
+
+
+@api.route("GET", "/api/v1/stats/funnel", summary="Scans → located → adds → net friends, grouped",
+           roles=ROLES, query=FunnelQuery, response=FunnelReport)
+async def funnel(call: ApiCall) -> FunnelReport:
+    q: FunnelQuery = call.query
+    start, end = q.bounds(30)
+    column = GROUP_COLUMNS[q.by]
+    statement = (select(column, FunnelEvent.step, func.count())
+                 .where(FunnelEvent.at >= start, FunnelEvent.at < end).group_by(column, FunnelEvent.step))
+    manager = call.principal.role == Role.STORE_MANAGER
+    if manager:
+        statement = statement.where(FunnelEvent.store_code.in_(call.principal.store_codes))
+    async with call.services.db.session() as session:
+        counts: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for key, step, count in (await session.execute(statement)).all():
+            counts[key][step] += count
+    rows = []
+    for key, steps in counts.items():
+        adds, offers = steps["add"], steps["locate"] + steps["choose"]
+        base = offers if manager or q.by in ("store", "guide") else steps["scan"]
+        rows.append(FunnelRow(
+            key=key, scans=steps["scan"], located=steps["locate"], chosen=steps["choose"], adds=adds,
+            deletes=steps["delete"], net_friends=adds - steps["delete"],
+            conversion=round(adds / base, 4) if base else None,
+        ))
+    rows.sort(key=lambda r: (-r.adds, -r.scans, r.key or ""))
+    return FunnelReport(by=q.by, since=start, until=end, rows=rows)
+
+
+class LeaderboardQuery(Period):
+    period: Literal["day", "week"] = "day"
+    store_code: str | None = None
+
+
+class LeaderRow(BaseModel):
+    period_start: dt.date
+    rank: int
+    guide_userid: str
+    guide_name: str
+    store_code: str | None
+    new_friends: int
+    lost: int
+
+
+class Leaderboard(BaseModel):
+    period: str
+    rows: list[LeaderRow]
+
+
+def period_start(when: dt.datetime, period: str) -> dt.date:
+    day = china_day_start(when).astimezone(CHINA).date()
+    return day - dt.timedelta(days=day.weekday()) if period == "week" else day
+
+
+@api.route("GET", "/api/v1/stats/guides", summary="Guides' leaderboard: new friends per day or week",
+           roles=ROLES, query=LeaderboardQuery, response=Leaderboard)
+async def guide_leaderboard(call: ApiCall) -> Leaderboard:
+    q: LeaderboardQuery = call.query
+    start, end = q.bounds(7 if q.period == "day" else 56)
+    added = select(CustomerBinding.guide_userid, CustomerBinding.store_code, CustomerBinding.started_at).where(
+        CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
+        CustomerBinding.source.in_(ADD_SOURCES))
+    lost = select(CustomerBinding.guide_userid, CustomerBinding.store_code, CustomerBinding.ended_at).where(
+        CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end, CustomerBinding.end_reason.in_(LOSSES))
+    if call.principal.role == Role.STORE_MANAGER:
+        added = added.where(CustomerBinding.store_code.in_(call.principal.store_codes))
+        lost = lost.where(CustomerBinding.store_code.in_(call.principal.store_codes))
+    if q.store_code:
+        added = added.where(CustomerBinding.store_code == q.store_code)
+        lost = lost.where(CustomerBinding.store_code == q.store_code)
+    tally: dict[tuple[dt.date, str], list] = defaultdict(lambda: [None, 0, 0])
+    async with call.services.db.session() as session:
+        for userid, store_code, at in (await session.execute(added)).all():
+            entry = tally[(period_start(at, q.period), userid)]
+            entry[0], entry[1] = store_code, entry[1] + 1
+        for userid, store_code, at in (await session.execute(lost)).all():
+            entry = tally[(period_start(at, q.period), userid)]
+            entry[0], entry[2] = entry[0] or store_code, entry[2] + 1
+        names = dict((await session.execute(
+            select(Guide.userid, Guide.name).where(Guide.userid.in_({userid for _, userid in tally})))).all())
+    rows: list[LeaderRow] = []
+    for day in sorted({day for day, _ in tally}, reverse=True):
+        board = sorted(((userid, v) for (d, userid), v in tally.items() if d == day),
+                       key=lambda item: (-item[1][1], item[1][2], item[0]))
+        for rank, (userid, (store_code, new, gone)) in enumerate(board, start=1):
+            rows.append(LeaderRow(period_start=day, rank=rank, guide_userid=userid,
+                                  guide_name=names.get(userid, userid), store_code=store_code,
+                                  new_friends=new, lost=gone))
+    return Leaderboard(period=q.period, rows=rows)
