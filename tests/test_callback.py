@@ -197,3 +197,14 @@ async def test_retry_with_new_ciphertext_is_a_duplicate(client, crypto):
     assert (await post(client, first)).status == 200
     assert (await post(client, second)).status == 200
     assert await counts(client.app[SERVICES]) == (1, 1)
+
+
+def test_envelope_fast_path_agrees_with_the_parser(crypto):
+    from bot.callback.views import _ENVELOPE, _encrypted_field
+    from bot.wecom.events import parse_xml
+
+    for body in (VECTORS["post"]["body"], crypto.seal(contact_event("wmFast"))["body"]):
+        assert _ENVELOPE.match(body.encode())  # WeCom's shape takes the fast path
+        assert _encrypted_field(body.encode()) == parse_xml(body)["Encrypt"]
+    hostile = b'<!DOCTYPE xml [<!ENTITY a "x">]><xml><Encrypt><![CDATA[abc]]></Encrypt></xml>'
+    assert not _ENVELOPE.match(hostile)  # anything else goes through the full parser

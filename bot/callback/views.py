@@ -7,6 +7,7 @@ its dispatch job, then an empty 200. Handlers run later in the job runner.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from aiohttp import web
@@ -61,6 +62,28 @@ class _TooLarge(CallbackRejected):
     code = "body_too_large"
 
 
+# WeCom's envelope is always this shape; the full parser is the fallback for anything else.
+_ENVELOPE = re.compile(rb"^\s*<xml>\s*(?:<ToUserName><!\[CDATA\[[^\]<]*\]\]></ToUserName>\s*)?"
+                       rb"(?:<AgentID><!\[CDATA\[\d*\]\]></AgentID>\s*|<AgentID>\d*</AgentID>\s*)?"
+                       rb"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>\s*"
+                       rb"(?:<AgentID><!\[CDATA\[\d*\]\]></AgentID>\s*|<AgentID>\d*</AgentID>\s*)?</xml>\s*$")
+
+
+def _encrypted_field(body: bytes) -> str:
+    """The <Encrypt> value: only it is signed, so only it is read."""
+    match = _ENVELOPE.match(body)
+    if match:
+        return match.group(1).decode()
+    try:
+        envelope = parse_xml(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedMessage("body is not UTF-8") from None
+    encrypted = envelope.get("Encrypt")
+    if not isinstance(encrypted, str) or not encrypted:
+        raise MalformedMessage("<Encrypt> is missing")
+    return encrypted
+
+
 @routes.post("/wecom/callback")
 async def receive_callback(request: web.Request) -> web.Response:
     started = time.perf_counter()
@@ -69,13 +92,7 @@ async def receive_callback(request: web.Request) -> web.Response:
     try:
         signature, timestamp, nonce = _query(request, "msg_signature", "timestamp", "nonce")
         body = await _read_limited(request, services.settings.callback_max_body_bytes)
-        try:
-            envelope = parse_xml(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise MalformedMessage("body is not UTF-8") from None
-        encrypted = envelope.get("Encrypt")
-        if not isinstance(encrypted, str) or not encrypted:
-            raise MalformedMessage("<Encrypt> is missing")
+        encrypted = _encrypted_field(body)
         event = InboundEvent.from_xml(services.callback_crypto.open(signature, timestamp, nonce, encrypted))
         kind = event.kind
     except CallbackRejected as exc:
