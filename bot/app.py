@@ -21,6 +21,7 @@ def _load_features() -> None:
     import bot.callback.inbox  # noqa: F401
     import bot.customers.api  # noqa: F401
     import bot.members.api  # noqa: F401
+    import bot.members.welcome  # noqa: F401
     import bot.stores.api  # noqa: F401
     import handlers  # noqa: F401
 

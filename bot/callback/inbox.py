@@ -56,17 +56,27 @@ class InboxWriter:
             )
             ids = {key: inbox_id for inbox_id, key in inserted.all()}
             if ids:
+                priorities = {event.dedup_key: dispatch_priority(event, self.priority) for event in unique}
                 await conn.execute(
                     Job.__table__.insert(),
                     [
                         {"kind": DISPATCH_JOB, "payload": {"inbox_id": inbox_id}, "dedupe_key": f"inbox:{inbox_id}",
-                         "priority": self.priority, "status": "queued", "attempts": 0, "max_attempts": 6,
+                         "priority": priorities[key], "status": "queued", "attempts": 0, "max_attempts": 6,
                          "run_at": time.time(), "created_at": utcnow()}
-                        for inbox_id in ids.values()
+                        for key, inbox_id in ids.items()
                     ],
                 )
                 await notify_workers(conn)
         return ids
+
+
+# A customer who just added a guide carries a welcome code that dies in 20 s: their event goes
+# ahead of the rest of the inbox.
+URGENT_CHANGES = frozenset({"add_external_contact", "add_half_external_contact"})
+
+
+def dispatch_priority(event: InboundEvent, default: int) -> int:
+    return 50 if event.change_type in URGENT_CHANGES else default
 
 
 def _inbox_row(event: InboundEvent) -> dict:

@@ -26,6 +26,7 @@ DIRECT_CHANNEL = "direct"
 WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
 WELCOME_PRIORITY = 100  # the welcome code dies after 20 s: never behind the inbox queue (10)
 DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
+BENEFIT_PRIORITY = 50  # the coupon the welcome announced: soon, but after welcomes
 ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
@@ -93,8 +94,9 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
             undecodable_state=state if state and way is None else None,
         ))
         await session.flush()
-    # The new-member benefit is issued with the binding, in the same transaction: never twice.
-    benefit_text = await _new_member_benefit(session, external_userid, channel_code) if is_new_customer else None
+    # The new-member benefit is named now and issued by its own job (once per member), so this
+    # transaction never waits on the coupon template's stock lock.
+    benefit_text = await _announce_new_member_benefit(ctx, external_userid, channel_code) if is_new_customer else None
     welcome_code = event.get("WelcomeCode")
     if welcome_code and created:
         # Written out now so the welcome job is one WeCom call: no reads in the 20-second window.
@@ -121,15 +123,19 @@ async def welcome_text(session: AsyncSession, channel_code: str, userid: str, st
     return text.replace("{guide}", guide or "您的导购").replace("{store}", store or "门店").strip()
 
 
-async def _new_member_benefit(session: AsyncSession, external_userid: str, channel_code: str) -> str | None:
-    """Membership and the welcome coupon (the channel's, else the default) from the members feature."""
+async def _announce_new_member_benefit(ctx, external_userid: str, channel_code: str) -> str | None:
+    """The benefit sentence for the welcome, and the job that issues it (members feature)."""
     try:
-        from bot.members.welcome import grant_welcome_benefit
+        from bot.members.welcome import GRANT_WELCOME_JOB, describe_welcome_benefit
     except ImportError:  # a build without points and coupons
         return None
-    template_code = await session.scalar(select(Channel.benefit_template_code).where(Channel.code == channel_code))
-    benefit = await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code)
-    return benefit.text if benefit else None
+    template_code = await ctx.session.scalar(
+        select(Channel.benefit_template_code).where(Channel.code == channel_code))
+    text = await describe_welcome_benefit(ctx.session, template_code)
+    if text is not None:
+        await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid, "template_code": template_code},
+                          dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
+    return text
 
 
 async def end_binding(session: AsyncSession, external_userid: str, userid: str, reason: str,

@@ -1,7 +1,9 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-Called by the binding (issue 4) inside its transaction; never fails the binding: a coupon that
-cannot be issued (out of stock, inactive) leaves just the membership.
+The binding only *names* the benefit (`describe_welcome_benefit`, read-only) so its transaction and
+the 20-second welcome never wait on the coupon template's stock lock; the grant itself runs as the
+`members.grant_welcome` job. A coupon that cannot be issued (out of stock, inactive) leaves just
+the membership.
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.models import Customer
+from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
 from bot.members.config import MembersConfig, members_config
 from bot.members.errors import MemberError
 from bot.members.members import create_member, find_member
 from bot.members.models import Coupon, CouponTemplate, Member
+from bot.storage import utcnow
+
+GRANT_WELCOME_JOB = "members.grant_welcome"
 
 log = logging.getLogger("bot.members")
 CHINA = dt.timezone(dt.timedelta(hours=8))
@@ -35,14 +43,45 @@ async def ensure_default_template(session: AsyncSession, config: MembersConfig) 
     """The new-member coupon (valid 7 days by default), created the first time it is needed."""
     template = await session.scalar(select(CouponTemplate).where(CouponTemplate.code == config.welcome_template_code))
     if template is None:
-        template = CouponTemplate(code=config.welcome_template_code, name="新人专享券", kind="cash",
-                                  value_fen=config.welcome_coupon_value_fen,
-                                  min_spend_fen=config.welcome_coupon_min_spend_fen,
-                                  valid_days=config.welcome_coupon_valid_days, per_member_limit=1,
-                                  description="新会员欢迎礼")
-        session.add(template)
-        await session.flush()
+        # Several first bindings may get here at once: the unique code lets exactly one insert win.
+        dialect = session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        await session.execute(
+            insert(CouponTemplate).values(
+                code=config.welcome_template_code, name="新人专享券", kind="cash",
+                value_fen=config.welcome_coupon_value_fen, min_spend_fen=config.welcome_coupon_min_spend_fen,
+                valid_days=config.welcome_coupon_valid_days, per_member_limit=1, description="新会员欢迎礼",
+                issued_count=0, active=True, created_at=utcnow(),
+            ).on_conflict_do_nothing(index_elements=["code"])
+        )
+        template = await session.scalar(
+            select(CouponTemplate).where(CouponTemplate.code == config.welcome_template_code)
+        )
     return template
+
+
+async def describe_welcome_benefit(
+    session: AsyncSession, template_code: str | None, config: MembersConfig | None = None
+) -> str | None:
+    """The welcome message's benefit sentence, read-only: names the coupon the grant job will issue."""
+    config = config or members_config()
+    if not config.create_member_on_binding:
+        return None
+    template = await (coupons.get_template(session, template_code) if template_code
+                      else ensure_default_template(session, config))
+    if not template.active or (template.stock is not None and template.issued_count >= template.stock):
+        return "您已成为我们的会员，回复「积分」随时查看积分。"
+    _, until = coupons.validity(template, utcnow())
+    return (f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，"
+            "回复「我的券」随时查看。")
+
+
+@tasks(GRANT_WELCOME_JOB)
+async def grant_welcome_job(job: JobContext, payload: dict) -> None:
+    """Issue what the welcome message announced (idempotent: one welcome coupon per member)."""
+    async with job.services.db.session() as session, session.begin():
+        await grant_welcome_benefit(session, external_userid=payload["external_userid"],
+                                    template_code=payload.get("template_code"))
 
 
 def coupon_sentence(coupon: Coupon, template: CouponTemplate) -> str:
