@@ -11,18 +11,21 @@ from bot.stores.importer import ImportReport, import_guides_csv, import_stores_c
 
 
 async def _run(function, path: str, progress: bool) -> ImportReport:
-    from bot.config import load_settings
+    from bot.cli import _settings
     from bot.kv import open_store
     from bot.storage import Database
+    from bot.storage.migrate import upgrade
     from bot.stores.directory import stores_changed
 
-    settings = load_settings()
+    settings = _settings()
+    if settings.is_sqlite:  # the embedded default migrates itself, as `serve` does
+        await asyncio.to_thread(upgrade, settings.database_url)
     db = Database(settings.database_url)
     try:
         report = await function(db, path, progress=progress)
         if report.ok and report.kind == "stores":
             # Running web processes reload their store directory at the next scan.
-            kv = open_store(settings.redis_url)
+            kv = open_store(settings.redis_url, settings.redis_key_prefix)
             try:
                 await stores_changed(kv)
             finally:
