@@ -55,9 +55,7 @@ async def test_resigned_guide_uses_the_resigned_api_and_transfer_fail_reverts(lb
     assert world.emulator.calls_to("externalcontact/resigned/transfer_customer")
 
     # The customer refuses: WeCom tells the takeover's side, the customer goes back to ann.
-    driver = world.driver
-    event = driver._contact_event("transfer_fail", "cai", "wm1", FailReason="customer_refused")
-    assert (await driver._post(event))["http_status"] == 200
+    assert (await world.driver.handover_fails("cai", "wm1", "customer_refused"))["http_status"] == 200
 
     async def reverted():
         _, customer = await world.api("GET", "/api/v1/customers/wm1", 200)

@@ -25,6 +25,7 @@ DRIVE_ACTIONS = frozenset(
         "customer_enters_kf_session",
         "guide_writes_app",
         "guide_taps_menu",
+        "handover_fails",
     }
 )
 CONFIG_FIELDS = (

@@ -92,6 +92,12 @@ class EmulatorDriver:
         event = self._contact_event("del_external_contact", userid, external_userid, Source=source)
         return await self._post(event)
 
+    async def handover_fails(self, takeover_userid: str, external_userid: str,
+                             reason: str = "customer_refused") -> dict:
+        """WeCom tells the takeover guide's side that a handover failed (refused, or over the limit)."""
+        event = self._contact_event("transfer_fail", takeover_userid, external_userid, FailReason=reason)
+        return await self._post(event)
+
     # 微信客服
 
     async def customer_writes_kf(
