@@ -117,6 +117,7 @@ async def test_delete_ends_binding_and_re_add_restores_it(lbs_world):
     assert unbound["guide"]["code"] == "ann"  # attribution is remembered while unbound
 
     config_id = offer["qr_code"].rsplit("/", 1)[1].removesuffix(".png")
+    world.emulator.clock.advance(60)  # a person re-adds later (not the add_half → add pair of one add)
     await world.driver.customer_scans_contact_way(config_id, "wmBob")
     restored = await until(lambda: status_is("bound"))
     assert [b["ended_at"] is None for b in restored["bindings"]] == [False, True]

@@ -29,10 +29,12 @@ def contact_event(external_userid: str, userid: str = "guide01", create_time: in
     )
 
 
-async def counts(services) -> tuple[int, int]:
+async def counts(services, kind: str | None = "inbox.dispatch") -> tuple[int, int]:
+    """(inbox rows, jobs of `kind` — of any kind when None): what intake keeps."""
     async with services.db.session() as session:
         inbox = await session.scalar(select(func.count()).select_from(InboxEvent))
-        jobs = await session.scalar(select(func.count()).select_from(Job))
+        jobs = select(func.count()).select_from(Job)
+        jobs = await session.scalar(jobs.where(Job.kind == kind) if kind else jobs)
     return inbox, jobs
 
 
@@ -147,7 +149,7 @@ async def test_bad_callbacks_are_refused_and_nothing_is_recorded(client, crypto,
     elif case == "missing_params":
         response = await client.post("/wecom/callback", data=sealed["body"])
         assert response.status == status
-        assert await counts(client.app[SERVICES]) == (0, 0)
+        assert await counts(client.app[SERVICES], None) == (0, 0)
         return
     elif case == "plaintext_not_xml":
         sealed = crypto.seal("this is not xml")
@@ -156,7 +158,7 @@ async def test_bad_callbacks_are_refused_and_nothing_is_recorded(client, crypto,
     response = await post(client, sealed, body, **overrides)
     assert response.status == status, await response.text()
     assert "Traceback" not in await response.text()
-    assert await counts(client.app[SERVICES]) == (0, 0)
+    assert await counts(client.app[SERVICES], None) == (0, 0)
 
 
 async def test_bad_url_verification_is_refused(client, crypto):
@@ -185,6 +187,7 @@ async def test_same_second_adds_delivered_three_times_are_kept_once_each(client,
     assert [r.status for r in responses] == [200] * 300
     services = client.app[SERVICES]
     assert await counts(services) == (100, 100)
+    assert await counts(services, "customers.welcome") == (100, 100)  # written at intake, once each
     async with services.db.session() as session:
         customers = set(await session.scalars(select(InboxEvent.external_user_id)))
     assert customers == {f"wmCustomer{i:03d}" for i in range(100)}

@@ -55,7 +55,7 @@ async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, setti
     assert f'wecom_callbacks_total{{outcome="accepted",type="{kind}"}}' in text
     assert f'wecom_callbacks_total{{outcome="duplicate",type="{kind}"}}' in text
     assert 'outcome="bad_signature"' in text
-    assert 'jobs_queue_depth{status="queued"} 1.0' in text
+    assert 'jobs_queue_depth{status="queued"} 2.0' in text  # its dispatch and its welcome
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy import update
 
@@ -19,6 +20,20 @@ from bot.wecom.events import InboundEvent
 log = logging.getLogger("bot.inbox")
 
 DISPATCH_JOB = "inbox.dispatch"
+
+# Jobs that cannot wait for the event's turn in the dispatch queue (a welcome code dies in 20 s):
+# features register a function event -> job fields or None; the job is written with the inbox row.
+IntakeJob = Callable[[InboundEvent], "dict | None"]
+_intake_jobs: list[IntakeJob] = []
+
+
+def at_intake(function: IntakeJob) -> IntakeJob:
+    _intake_jobs.append(function)
+    return function
+
+
+def _urgent_jobs(event: InboundEvent) -> list[dict]:
+    return [job for job in (make(event) for make in _intake_jobs) if job is not None]
 
 
 class InboxWriter:
@@ -56,27 +71,20 @@ class InboxWriter:
             )
             ids = {key: inbox_id for inbox_id, key in inserted.all()}
             if ids:
-                priorities = {event.dedup_key: dispatch_priority(event, self.priority) for event in unique}
-                await conn.execute(
-                    Job.__table__.insert(),
-                    [
-                        {"kind": DISPATCH_JOB, "payload": {"inbox_id": inbox_id}, "dedupe_key": f"inbox:{inbox_id}",
-                         "priority": priorities[key], "status": "queued", "attempts": 0, "max_attempts": 6,
-                         "run_at": time.time(), "created_at": utcnow()}
-                        for key, inbox_id in ids.items()
-                    ],
-                )
+                by_key = {event.dedup_key: event for event in unique}
+                common = {"status": "queued", "attempts": 0, "max_attempts": 6, "run_at": time.time(),
+                          "created_at": utcnow()}
+                await conn.execute(Job.__table__.insert(), [
+                    {**common, "kind": DISPATCH_JOB, "payload": {"inbox_id": inbox_id},
+                     "dedupe_key": f"inbox:{inbox_id}", "priority": self.priority}
+                    for key, inbox_id in ids.items()
+                ])
+                urgent = [{**common, "priority": 0, **job} for key in ids for job in _urgent_jobs(by_key[key])]
+                if urgent:
+                    await conn.execute(
+                        self.db.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"]), urgent)
                 await notify_workers(conn)
         return ids
-
-
-# A customer who just added a guide carries a welcome code that dies in 20 s: their event goes
-# ahead of the rest of the inbox.
-URGENT_CHANGES = frozenset({"add_external_contact", "add_half_external_contact"})
-
-
-def dispatch_priority(event: InboundEvent, default: int) -> int:
-    return 50 if event.change_type in URGENT_CHANGES else default
 
 
 def _inbox_row(event: InboundEvent) -> dict:

@@ -24,7 +24,6 @@ log = logging.getLogger("bot.customers.binding")
 
 DIRECT_CHANNEL = "direct"
 WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
-WELCOME_PRIORITY = 100  # the welcome code dies after 20 s: never behind the inbox queue (10)
 DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
 BENEFIT_PRIORITY = 50  # the coupon the welcome announced: soon, but after welcomes
 ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
@@ -58,28 +57,24 @@ def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) ->
 
 
 async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
-    """add_external_contact: decode the state, bind, and queue the welcome and the tagging."""
+    """add_external_contact: decode the state, bind, and queue the benefit and the tagging."""
     session, event = ctx.session, ctx.event
     userid, external_userid = event.user_id, event.external_user_id
     if not userid or not external_userid:
         log.warning("add event without UserID/ExternalUserID; ignored")
         return None
     state = event.get("State") or ""
-    way = await decode_state(session, state)
-    if way is not None:
-        channel_code, store_code, source = way.channel_code, way.store_code, "scan"
-    else:
-        # No state, or one we never issued: bind to the guide's own store as a direct add.
-        store_code = await session.scalar(select(Guide.store_code).where(Guide.userid == userid))
-        channel_code, source = DIRECT_CHANNEL, "direct"
-        if state:
-            log.warning("state %r does not decode; bound as direct", state)
+    # No state, or one we never issued: bind to the guide's own store as a direct add.
+    channel_code, store_code, decoded = await channel_and_store(session, state, userid)
+    source = "scan" if decoded else "direct"
+    if state and not decoded:
+        log.warning("state %r does not decode; bound as direct", state)
     customer = await _customer(session, external_userid)
     is_new_customer = customer.first_bound_at is None
     binding = await open_binding(session, external_userid, userid)
     created = binding is None  # otherwise a repeat (add_half then add): keep the open one, greet once
     if created:
-        qrcode_code = await code_that_showed(session, userid, channel_code, now) if way else None
+        qrcode_code = await code_that_showed(session, userid, channel_code, now) if decoded else None
         binding = CustomerBinding(
             external_userid=external_userid, guide_userid=userid, store_code=store_code,
             channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code, source=source,
@@ -91,22 +86,12 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
         session.add(funnel_row(
             "add", qrcode_code=qrcode_code, channel_code=channel_code, store_code=store_code,
             guide_userid=userid, at=now, external_userid=external_userid,
-            undecodable_state=state if state and way is None else None,
+            undecodable_state=state if state and not decoded else None,
         ))
         await session.flush()
-    # The new-member benefit is named now and issued by its own job (once per member), so this
-    # transaction never waits on the coupon template's stock lock.
-    benefit_text = await _announce_new_member_benefit(ctx, external_userid, channel_code) if is_new_customer else None
-    welcome_code = event.get("WelcomeCode")
-    if welcome_code and created:
-        # Written out now so the welcome job is one WeCom call: no reads in the 20-second window.
-        text = await welcome_text(session, channel_code, userid, store_code)
-        await ctx.enqueue(
-            WELCOME_JOB,
-            {"welcome_code": welcome_code, "userid": userid, "external_userid": external_userid,
-             "text": "\n".join(filter(None, [text, benefit_text]))},
-            dedupe_key=f"welcome:{welcome_code}", priority=WELCOME_PRIORITY, max_attempts=3,
-        )
+    if is_new_customer:  # the coupon the welcome announced, issued by its own job (once per member)
+        await _grant_new_member_benefit(ctx, external_userid, channel_code)
+    # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
     await ctx.enqueue(
         ENRICH_JOB, {"userid": userid, "external_userid": external_userid, "channel_code": channel_code},
         dedupe_key=f"enrich:{binding.id}", priority=ENRICH_PRIORITY,
@@ -123,19 +108,24 @@ async def welcome_text(session: AsyncSession, channel_code: str, userid: str, st
     return text.replace("{guide}", guide or "您的导购").replace("{store}", store or "门店").strip()
 
 
-async def _announce_new_member_benefit(ctx, external_userid: str, channel_code: str) -> str | None:
-    """The benefit sentence for the welcome, and the job that issues it (members feature)."""
+async def _grant_new_member_benefit(ctx, external_userid: str, channel_code: str) -> None:
     try:
-        from bot.members.welcome import GRANT_WELCOME_JOB, describe_welcome_benefit
+        from bot.members.welcome import GRANT_WELCOME_JOB
     except ImportError:  # a build without points and coupons
-        return None
+        return
     template_code = await ctx.session.scalar(
         select(Channel.benefit_template_code).where(Channel.code == channel_code))
-    text = await describe_welcome_benefit(ctx.session, template_code)
-    if text is not None:
-        await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid, "template_code": template_code},
-                          dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
-    return text
+    await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid, "template_code": template_code},
+                      dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
+
+
+async def channel_and_store(session: AsyncSession, state: str, userid: str) -> tuple[str, str | None, bool]:
+    """(channel, store, decoded): the contact way's, or the guide's own store as `direct`."""
+    way = await decode_state(session, state)
+    if way is not None:
+        return way.channel_code, way.store_code, True
+    store_code = await session.scalar(select(Guide.store_code).where(Guide.userid == userid))
+    return DIRECT_CHANNEL, store_code, False
 
 
 async def end_binding(session: AsyncSession, external_userid: str, userid: str, reason: str,

@@ -1,22 +1,26 @@
 """Jobs queued by a new binding: the welcome message (within WeCom's 20 s) and profile + tags.
 
-The welcome job runs at priority 100, ahead of the inbox backlog; an expired or used code is
-final (WeCom will not take it again), so it is logged, not retried. Its text (with the benefit
-issued by the binding) was written into the payload, so the job reads nothing.
+The welcome job is written at intake, with the inbox row, and runs at priority 100: it never waits
+for the event's turn in the dispatch queue, however long the queue. It composes its text when it
+runs (a few indexed reads). An expired or used code is final (WeCom will not take it again), so
+it is logged, not retried.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy import select
 
-from bot.customers.binding import ENRICH_JOB, WELCOME_JOB
-from bot.customers.models import Customer
+from bot.callback.inbox import at_intake
+from bot.customers.binding import ENRICH_JOB, WELCOME_JOB, channel_and_store, welcome_text
+from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
 from bot.jobs import JobContext, tasks
 from bot.stores.models import Channel
 from bot.wecom.client import WeComAPIError
+from bot.wecom.events import InboundEvent
 
 log = logging.getLogger("bot.customers.followup")
 
@@ -25,16 +29,74 @@ INVALID_TAG_ID = 40068
 NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend of the guide
 
 
+WELCOME_PRIORITY = 100  # ahead of everything: the code dies 20 s after the customer added the guide
+SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
+
+
+@at_intake
+def welcome_at_intake(event: InboundEvent) -> dict | None:
+    """Written with the inbox row, so the welcome never waits for the dispatch queue."""
+    code = event.get("WelcomeCode")
+    if event.change_type not in ("add_external_contact", "add_half_external_contact") or not code:
+        return None
+    return {"kind": WELCOME_JOB, "dedupe_key": f"welcome:{code}"[:200], "priority": WELCOME_PRIORITY,
+            "max_attempts": 3,
+            "payload": {"welcome_code": code, "userid": event.user_id, "external_userid": event.external_user_id,
+                        "state": event.get("State") or "", "create_time": event.create_time}}
+
+
 @tasks(WELCOME_JOB)
 async def send_welcome(job: JobContext, payload: dict) -> None:
+    services, external_userid = job.services, payload["external_userid"]
+    if await _greeted_already(services.kv, payload):
+        return
+    async with services.db.session() as session:
+        text = await compose_welcome(session, payload)
     try:
-        await job.services.wecom.externalcontact.send_welcome_msg(
-            payload["welcome_code"], text={"content": payload["text"]}
-        )
+        await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
     except WeComAPIError as exc:
         if exc.errcode not in WELCOME_CODE_GONE:
             raise
-        log.warning("welcome to %s not sent: code gone (%s)", payload["external_userid"], exc.errcode)
+        log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
+
+
+async def _greeted_already(kv, payload: dict) -> bool:
+    """True when another code of the same add was already used (add_half, then add); a retry of
+    this very job, or a later re-add, goes on."""
+    key = f"greeted:{payload['userid']}:{payload['external_userid']}"
+    mine = f"{payload['welcome_code']}@{payload['create_time']}"
+    if await kv.set_if_absent(key, mine, ttl=SAME_ADD_SECONDS * 6):
+        return False
+    other = await kv.get(key) or mine
+    other_code, _, other_time = other.rpartition("@")
+    if other_code == payload["welcome_code"]:
+        return False
+    if abs(payload["create_time"] - int(other_time or 0)) < SAME_ADD_SECONDS:
+        return True
+    await kv.set(key, mine, ttl=SAME_ADD_SECONDS * 6)
+    return False
+
+
+async def compose_welcome(session, payload: dict) -> str:
+    """The channel's greeting, and for a customer never bound before, the new-member benefit."""
+    channel_code, store_code, _ = await channel_and_store(session, payload["state"], payload["userid"])
+    text = await welcome_text(session, channel_code, payload["userid"], store_code)
+    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
+    bound_before = await session.scalar(
+        select(CustomerBinding.id).where(CustomerBinding.external_userid == payload["external_userid"],
+                                         CustomerBinding.started_at < added_at).limit(1)
+    )
+    benefit = None if bound_before else await _benefit_sentence(session, channel_code)
+    return "\n".join(filter(None, [text, benefit]))
+
+
+async def _benefit_sentence(session, channel_code: str) -> str | None:
+    try:
+        from bot.members.welcome import describe_welcome_benefit
+    except ImportError:  # a build without points and coupons
+        return None
+    template_code = await session.scalar(select(Channel.benefit_template_code).where(Channel.code == channel_code))
+    return await describe_welcome_benefit(session, template_code)
 
 
 async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list[str]:

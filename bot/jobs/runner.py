@@ -97,7 +97,10 @@ class JobRunner:
                 task.cancel()
             raise
         finally:
+            # Wait for the heartbeat to end while the database is still open: a task cancelled
+            # later, mid-query, would be left waiting on a closed connection.
             heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             unregister()
             if listener is not None:
                 await listener.stop()
