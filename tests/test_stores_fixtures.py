@@ -98,6 +98,15 @@ class LbsWorld:
         config_id = offer["qr_code"].rsplit("/", 1)[1].removesuffix(".png")
         result = await self.driver.customer_scans_contact_way(config_id, external_userid, name=f"客户{external_userid}")
         assert result["http_status"] == 200
+        # The welcome leaves at intake, the binding when the event is dispatched: wait for the binding.
+        guide = offer["guide"]["userid"]
+
+        async def bound():
+            status, data = await self.api("GET", f"/api/v1/customers/{external_userid}")
+            return status == 200 and any(
+                b["guide_userid"] == guide and b["ended_at"] is None for b in data["bindings"])
+
+        await until(bound)
         return offer
 
 
