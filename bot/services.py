@@ -53,6 +53,17 @@ def build_dispatcher() -> Dispatcher:
     return dispatcher
 
 
+async def _schedule_recurring_jobs(db: Database) -> None:
+    """Nightly housekeeping (points and coupon expiry, lifecycle stages); idempotent per night."""
+    from bot.members.housekeeping import seed_housekeeping
+
+    try:
+        async with db.session() as session, session.begin():
+            await seed_housekeeping(session)
+    except Exception as exc:  # the database may be down at start; /readyz says so, WeCom retries
+        log.warning("could not schedule the nightly housekeeping: %s", exc)
+
+
 @asynccontextmanager
 async def open_services(settings: Settings, *, migrate: bool | None = None):
     """Open DB, KV, HTTP session and WeCom client (starting the emulator when there are no
@@ -99,6 +110,7 @@ async def open_services(settings: Settings, *, migrate: bool | None = None):
     )
     if emulator is not None:
         emulator.attach(services)
+    await _schedule_recurring_jobs(db)
     try:
         yield services
     finally:

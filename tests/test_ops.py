@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
 from bot.services import SERVICES
-from bot.storage.models import InboxEvent
+from bot.storage.models import InboxEvent, Job
 from tests.test_callback import contact_event, post
 
 NOTHING_LISTENS = "127.0.0.1:1"
@@ -55,7 +55,9 @@ async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, setti
     assert f'wecom_callbacks_total{{outcome="accepted",type="{kind}"}}' in text
     assert f'wecom_callbacks_total{{outcome="duplicate",type="{kind}"}}' in text
     assert 'outcome="bad_signature"' in text
-    assert 'jobs_queue_depth{status="queued"} 2.0' in text  # its dispatch and its welcome
+    async with client.app[SERVICES].db.session() as session:  # its dispatch, its welcome, the nightly job
+        queued = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
+    assert queued == 3 and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
 
 
 @pytest.mark.parametrize(

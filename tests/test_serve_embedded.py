@@ -28,3 +28,16 @@ async def test_no_credentials_means_the_built_in_emulator(aiohttp_client, make_s
     answer = await services.wecom.message.send(touser="zhangsan", msgtype="text", text={"content": "hi"})
     assert answer["errcode"] == 0
     assert [m["to"] for m in services.emulator.state.outbox] == ["zhangsan"]
+
+
+async def test_start_up_schedules_the_nightly_housekeeping_once(aiohttp_client, settings):
+    from sqlalchemy import select
+
+    from bot.storage.models import Job
+
+    for _ in range(2):  # two processes starting
+        client = await aiohttp_client(create_app(settings, run_jobs=False))
+        async with client.app[SERVICES].db.session() as session:
+            jobs = (await session.scalars(select(Job).where(Job.kind == "members.housekeeping"))).all()
+        assert len(jobs) == 1 and jobs[0].run_at > __import__("time").time()
+        await client.close()

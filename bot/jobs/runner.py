@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from bot.jobs.registry import JobContext, Retry, tasks
 from bot.jobs.wakeup import PostgresListener, register_local_runner
@@ -27,6 +27,9 @@ from bot.storage.batching import GroupCommit
 from bot.storage.models import Job
 
 log = logging.getLogger("bot.jobs")
+
+
+BURST_HORIZON_SECONDS = 60.0
 
 
 def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
@@ -67,7 +70,7 @@ class JobRunner:
         self._wakeup.set()
 
     async def run(self, burst: bool = False) -> int:
-        """Run until stopped (or, with burst, until no job is queued or running)."""
+        """Run until stopped (or, with burst, until nothing runs and nothing is due within a minute)."""
         finished = 0
         heartbeat = asyncio.create_task(self._renew_leases())
         unregister = register_local_runner(self.notify)
@@ -112,10 +115,13 @@ class JobRunner:
         return finished
 
     async def _queue_has_work(self) -> bool:
-        """Anything queued (even deferred) or running elsewhere: a burst waits for it."""
+        """A burst waits for running jobs and for retries due within a minute, not for tomorrow's."""
         async with self.db.session() as session:
             pending = await session.scalar(
-                select(Job.id).where(Job.status.in_(("queued", "running"))).limit(1)
+                select(Job.id).where(
+                    or_(Job.status == "running",
+                        and_(Job.status == "queued", Job.run_at <= time.time() + BURST_HORIZON_SECONDS))
+                ).limit(1)
             )
         return pending is not None
 
