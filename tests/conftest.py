@@ -21,8 +21,8 @@ from bot.storage.migrate import upgrade
 from bot.storage.registry import metadata
 from bot.wecom.crypto import CallbackCrypto
 
-# shared/ lies beside the project checkout (as on CI); the official vectors must be there.
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "shared/reference/wecom-vectors-a.json").read_text())
+# WeCom's official sample vectors, kept in the repository so a fresh clone needs nothing beside it.
+VECTORS = json.loads((Path(__file__).resolve().parent / "data/wecom-vectors-a.json").read_text())
 
 ENV_REDIS_URL = os.environ.get("REDIS_URL") or None
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
