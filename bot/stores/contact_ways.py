@@ -22,6 +22,10 @@ log = logging.getLogger("bot.stores.contact_ways")
 CHECK_SECONDS = 600
 INVALID_CONFIG_ID = 41044
 STATE_MAX = 30
+# WeCom's answers that a member cannot have a contact way (not in the address book, left the corp):
+# the guide is passed over for UNREACHABLE_SECONDS, then tried again (an admin may fix the account).
+MEMBER_UNKNOWN_ERRCODES = frozenset({40003, 60111})
+UNREACHABLE_SECONDS = CHECK_SECONDS
 
 
 def new_state(channel_code: str, store_code: str) -> str:
@@ -45,6 +49,19 @@ def qr_cache_key(guide_userid: str, channel_code: str) -> str:
 async def cached_qr_code(kv, guide_userid: str, channel_code: str) -> str | None:
     """The QR of a contact way WeCom confirmed within CHECK_SECONDS: a locate needs no DB or WeCom."""
     return await kv.get(qr_cache_key(guide_userid, channel_code))
+
+
+def _unreachable_key(guide_userid: str) -> str:
+    return f"guide_unreachable:{guide_userid}"
+
+
+async def mark_unreachable(kv, guide_userid: str) -> None:
+    """WeCom refused this guide's account: pass them over for a while instead of asking each scan."""
+    await kv.set(_unreachable_key(guide_userid), "1", ttl=UNREACHABLE_SECONDS)
+
+
+async def is_unreachable(kv, guide_userid: str) -> bool:
+    return await kv.get(_unreachable_key(guide_userid)) is not None
 
 
 async def _load(services, guide_userid: str, channel_code: str) -> ContactWay | None:

@@ -12,11 +12,12 @@ import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from bot.lbs import IndexedStore, StoreIndex
-from bot.stores.hours import is_within
+from bot.stores.hours import CHINA, is_within
 from bot.stores.models import Store
 
 VERSION_KEY = "stores:version"
@@ -34,8 +35,9 @@ class StoreCard:
     status: str
     opening_hours: dict | None
 
-    def open_at(self, when: dt.datetime) -> bool:
-        return self.status == "open" and is_within(self.opening_hours, when)
+    def open_at(self, when: dt.datetime, zone: ZoneInfo = CHINA) -> bool:
+        """The one rule for "open now" (the page's 休息中 note and the choice of stores)."""
+        return self.status == "open" and is_within(self.opening_hours, when, zone)
 
 
 class StoreDirectory:
@@ -75,14 +77,16 @@ class StoreDirectory:
         self.cards, self.index = cards, index
 
     def nearest(
-        self, lat: float, lng: float, radius_m: float, when: dt.datetime, limit: int = 5
+        self, lat: float, lng: float, radius_m: float, when: dt.datetime, limit: int = 5, zone: ZoneInfo = CHINA
     ) -> tuple[list[tuple[StoreCard, float]], bool]:
-        """Stores within the radius, nearest first, and whether they are open right now.
+        """Stores within the radius, nearest first, and whether these stores are open right now.
 
         Stores open now win; when every store in range is closed for the night, the ones with
         status open are offered anyway (a guide answers in the morning) and the flag says so.
+        The flag is about this list only: an offer elsewhere asks its own store's `open_at`.
         """
-        found = self.index.nearest(lat, lng, radius_m, limit, accept=lambda s: self.cards[s.code].open_at(when))
+        found = self.index.nearest(lat, lng, radius_m, limit,
+                                   accept=lambda s: self.cards[s.code].open_at(when, zone))
         open_now = bool(found)
         if not found:
             found = self.index.nearest(lat, lng, radius_m, limit,

@@ -1,19 +1,27 @@
 """Recording the funnel: scan → locate → choose → add (and delete), one row per step.
 
 Locations are kept rounded to ~100 m: enough to study coverage, not enough to find a home.
+Anyone can load a landing page, so each client address writes at most VISITOR_ROWS_PER_MINUTE
+rows of one step for one code per minute (counted in the KV store, shared by every process).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.kv import KVUnavailable
 from bot.storage import utcnow
 from bot.stores.models import FunnelEvent
 
+log = logging.getLogger("bot.stores.funnel")
+
 STEPS = ("scan", "locate", "choose", "add", "delete")
+# Generous for one shop's Wi-Fi or a carrier NAT, small enough that a script cannot fill the table.
+VISITOR_ROWS_PER_MINUTE = 30
 # An add is credited to the code whose page showed that guide within this window.
 ATTRIBUTION_WINDOW = dt.timedelta(hours=2)
 
@@ -26,6 +34,16 @@ def funnel_row(step: str, *, qrcode_code=None, channel_code=None, store_code=Non
         guide_userid=guide_userid, visitor=(visitor or None) and visitor[:64], at=at or utcnow(),
         details={key: value for key, value in details.items() if value is not None},
     )
+
+
+async def visitor_may_write(kv, step: str, qrcode_code: str, client: str) -> bool:
+    """Whether this client's next `step` row for the code fits its per-minute allowance."""
+    try:
+        count = await kv.incr(f"funnel_rate:{step}:{qrcode_code}:{client}", ttl=60)
+    except KVUnavailable as exc:  # counting is a guard, not a reason to lose the row
+        log.warning("funnel rate limit unavailable: %s", exc)
+        return True
+    return count <= VISITOR_ROWS_PER_MINUTE
 
 
 async def record_step(db, step: str, **fields) -> None:

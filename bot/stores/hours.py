@@ -1,4 +1,4 @@
-"""Opening and working hours: {"mon": ["10:00-22:00"], …} in China time; None means always.
+"""Opening and working hours: {"mon": ["10:00-22:00"], …} in the corp's time zone; None means always.
 
 A missing day means closed (stores) or off (guides). A range whose end is before its start runs
 past midnight ("20:00-02:00"): it counts on its own day from the start and until the end.
@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-CHINA = ZoneInfo("Asia/Shanghai")
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+CHINA = ZoneInfo(DEFAULT_TIMEZONE)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
@@ -74,16 +76,29 @@ def _expand_days(text: str) -> list[str]:
     return days
 
 
+@lru_cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def corp_timezone(settings) -> ZoneInfo:
+    """The one zone that opening hours, working hours and daily limits are read in.
+
+    `settings.timezone` (TIMEZONE) when the settings have it, else Asia/Shanghai.
+    """
+    return _zone(getattr(settings, "timezone", None) or DEFAULT_TIMEZONE)
+
+
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
 
 
-def is_within(hours: dict | None, when: dt.datetime) -> bool:
-    """True when `when` (any zone) falls inside the hours, read in China time."""
+def is_within(hours: dict | None, when: dt.datetime, zone: ZoneInfo = CHINA) -> bool:
+    """True when `when` (any zone) falls inside the hours, read in `zone` (the corp's)."""
     if hours is None:
         return True
-    local = when.astimezone(CHINA)
+    local = when.astimezone(zone)
     minute = local.hour * 60 + local.minute
     today, yesterday = DAYS[local.weekday()], DAYS[(local.weekday() - 1) % 7]
     for item in hours.get(today, []):
@@ -98,7 +113,7 @@ def is_within(hours: dict | None, when: dt.datetime) -> bool:
     return False
 
 
-def china_day_start(when: dt.datetime) -> dt.datetime:
-    """Midnight (China time) of the day containing `when`, as a UTC datetime: daily limits reset then."""
-    local = when.astimezone(CHINA)
+def china_day_start(when: dt.datetime, zone: ZoneInfo = CHINA) -> dt.datetime:
+    """Midnight (corp time) of the day containing `when`, as a UTC datetime: daily limits reset then."""
+    local = when.astimezone(zone)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)

@@ -2,7 +2,9 @@
 
 If nobody at the nearest store can take a customer (all off, on leave or at their daily limit, and
 no backup), the next store in range is tried; then the code's fallback (default store, then an
-online guide). Every locate and choice is written to the funnel with the decision taken.
+online guide). A guide whose contact way WeCom refuses (an invalid account) is passed over the same
+way, so one broken account never strands a customer. Every locate and choice is written to the
+funnel with the decision taken (within the visitor's allowance, see funnel.py).
 
 The common path is one short transaction (guide rule, cached contact way, funnel row); WeCom is
 called only, outside any transaction, when a guide's contact way is missing or due for a check.
@@ -14,6 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -21,15 +24,25 @@ from bot.api.errors import ApiError
 from bot.lbs import InvalidCoordinates, to_gcj02
 from bot.storage import utcnow
 from bot.stores.assign import GuidePick, choose_guide, guide_if_available
-from bot.stores.contact_ways import cached_qr_code, contact_way_for
+from bot.stores.contact_ways import (
+    MEMBER_UNKNOWN_ERRCODES,
+    cached_qr_code,
+    contact_way_for,
+    is_unreachable,
+    mark_unreachable,
+)
 from bot.stores.directory import StoreCard, directory_for
 from bot.stores.funnel import funnel_row
+from bot.stores.hours import corp_timezone
 from bot.stores.models import QrCode
-from bot.wecom.client import WeComAPIError, WeComUnavailable
+from bot.wecom.client import RateLimited, WeComAPIError, WeComUnavailable
 
 log = logging.getLogger("bot.stores.locate")
 
 NEARBY_LIMIT = 6
+# Guides refused by WeCom that one request passes over before it gives up (bounds its WeCom calls).
+MAX_REFUSED_GUIDES = 5
+NO_GUIDE_REACHABLE = "暂时无法获取导购二维码，请换一家门店或联系在线导购"
 
 
 @dataclass
@@ -38,6 +51,13 @@ class Decision:
     distance_m: float | None
     pick: GuidePick | None
     decision: str
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The instant a request is decided at and the zone hours are read in: one for the whole offer."""
+    now: dt.datetime
+    zone: ZoneInfo
 
 
 async def active_code(services, code: str) -> QrCode:
@@ -55,47 +75,74 @@ def _store_json(card: StoreCard, distance_m: float | None) -> dict:
             "distance_m": None if distance_m is None else round(distance_m)}
 
 
-async def _fallback(session, kv, qrcode: QrCode, now: dt.datetime, otherwise: str) -> Decision:
+async def _fallback(session, kv, qrcode: QrCode, at: Moment, skip: set[str], otherwise: str) -> Decision:
     store_code = qrcode.fallback.get("store_code")
     if store_code:
-        pick = await choose_guide(session, kv, store_code, qrcode.guide_rule, now)
+        pick = await choose_guide(session, kv, store_code, qrcode.guide_rule, at.now, zone=at.zone, skip=skip)
         if pick is not None:
             return Decision(store_code, None, pick, "fallback_store")
     userid = qrcode.fallback.get("guide_userid")
-    if userid:
-        guide = await guide_if_available(session, userid, now)
+    if userid and userid not in skip:
+        guide = await guide_if_available(session, userid, at.now, at.zone)
         if guide is not None:
             return Decision(guide.store_code, None, GuidePick(guide, "fallback"), "fallback_guide")
     return Decision(None, None, None, otherwise)
 
 
 async def _resolve(services, qrcode: QrCode, step: str, decide: Callable[..., Awaitable[Decision]],
-                   nearby: list[dict], open_now: bool | None, visitor: str | None, now: dt.datetime,
-                   **details) -> dict:
-    """Decide, find the guide's contact way, record the funnel row; answer the offer."""
+                   nearby: list[dict], visitor: str | None, at: Moment, record: bool, **details) -> dict:
+    """Decide, find the guide's contact way, record the funnel row; answer the offer.
+
+    A guide WeCom refuses is skipped and the decision taken again without them, so the customer
+    gets the store's next guide, its backup, the next store or the fallback before any error.
+    """
     def funnel(d: Decision):
-        return funnel_row(step, qrcode_code=qrcode.code, channel_code=qrcode.channel_code, at=now,
+        return funnel_row(step, qrcode_code=qrcode.code, channel_code=qrcode.channel_code, at=at.now,
                           store_code=d.store_code, guide_userid=d.pick and d.pick.guide.userid, visitor=visitor,
                           decision=d.decision, distance_m=d.distance_m and round(d.distance_m), **details)
 
-    async with services.db.session() as session, session.begin():
-        d = await decide(session)
-        qr_code = d.pick and await cached_qr_code(services.kv, d.pick.guide.userid, qrcode.channel_code)
-        if d.pick is None or qr_code:
-            session.add(funnel(d))
-    if d.pick is not None and not qr_code:
-        try:
-            way = await contact_way_for(services, d.pick.guide.userid, d.pick.guide.store_code, qrcode.channel_code)
-        except (WeComAPIError, WeComUnavailable) as exc:
-            log.error("contact way for %s failed: %s", d.pick.guide.userid, exc)
-            raise ApiError(503, "wecom_unavailable", "暂时无法获取导购二维码，请稍后再试") from None
-        qr_code = way.qr_code
+    refused: set[str] = set()
+    while True:
         async with services.db.session() as session, session.begin():
-            session.add(funnel(d))
+            d = await decide(session, refused)
+            qr_code = d.pick and await cached_qr_code(services.kv, d.pick.guide.userid, qrcode.channel_code)
+            if record and ((d.pick is None and not refused) or qr_code):
+                session.add(funnel(d))
+        if d.pick is None or qr_code:
+            break
+        userid = d.pick.guide.userid
+        if await is_unreachable(services.kv, userid):
+            refused.add(userid)
+            continue
+        try:
+            way = await contact_way_for(services, userid, d.pick.guide.store_code, qrcode.channel_code)
+        except (RateLimited, WeComUnavailable) as exc:  # WeCom itself is in trouble: the next guide would be too
+            log.error("contact way for %s failed: %s", userid, exc)
+            raise ApiError(503, "wecom_unavailable", NO_GUIDE_REACHABLE) from None
+        except WeComAPIError as exc:
+            log.error("WeCom refused a contact way for guide %s (errcode %s: %s); passing them over",
+                      userid, exc.errcode, exc.errmsg)
+            if exc.errcode in MEMBER_UNKNOWN_ERRCODES:
+                await mark_unreachable(services.kv, userid)
+            refused.add(userid)
+            if len(refused) >= MAX_REFUSED_GUIDES:
+                break
+            continue
+        qr_code = way.qr_code
+        if record:
+            async with services.db.session() as session, session.begin():
+                session.add(funnel(d))
+        break
+    if not qr_code and refused:
+        if record:
+            async with services.db.session() as session, session.begin():
+                session.add(funnel(Decision(d.store_code, d.distance_m, None, "guide_unreachable")))
+        raise ApiError(503, "guide_unreachable", NO_GUIDE_REACHABLE,
+                       {"refused_guides": len(refused)})
     card = directory_for(services).cards.get(d.store_code or "")
     return {
         "decision": d.decision,
-        "open_now": bool(card and card.open_at(now)) if open_now is None else open_now,
+        "open_now": bool(card and card.open_at(at.now, at.zone)),
         "store": _store_json(card, d.distance_m) if card else None,
         "guide": d.pick and {"userid": d.pick.guide.userid, "name": d.pick.guide.name,
                              "assigned_by": d.pick.reason},
@@ -104,34 +151,39 @@ async def _resolve(services, qrcode: QrCode, step: str, decide: Callable[..., Aw
     }
 
 
+def _moment(services, now: dt.datetime | None) -> Moment:
+    return Moment(now or utcnow(), corp_timezone(services.settings))
+
+
 async def locate(services, qrcode: QrCode, lat, lng, coord_system: str, visitor: str | None,
-                 now: dt.datetime | None = None) -> dict:
+                 now: dt.datetime | None = None, *, record: bool = True) -> dict:
     """The offer for a customer at (lat, lng) in `coord_system`; ApiError 400 on bad coordinates."""
-    now = now or utcnow()
+    at = _moment(services, now)
     try:
         lat, lng = to_gcj02(lat, lng, coord_system)
     except (InvalidCoordinates, ValueError) as exc:
         raise ApiError(400, "invalid_coordinates", str(exc)) from None
     directory = directory_for(services)
     await directory.refresh(services)
-    stores, open_now = directory.nearest(lat, lng, qrcode.radius_m, now, limit=NEARBY_LIMIT)
+    stores, _ = directory.nearest(lat, lng, qrcode.radius_m, at.now, limit=NEARBY_LIMIT, zone=at.zone)
 
-    async def decide(session) -> Decision:
+    async def decide(session, skip: set[str]) -> Decision:
         for position, (card, distance) in enumerate(stores):
-            pick = await choose_guide(session, services.kv, card.code, qrcode.guide_rule, now)
+            pick = await choose_guide(session, services.kv, card.code, qrcode.guide_rule, at.now,
+                                      zone=at.zone, skip=skip)
             if pick is not None:
                 return Decision(card.code, distance, pick, "nearest" if position == 0 else "next_nearest")
-        return await _fallback(session, services.kv, qrcode, now, "no_guide" if stores else "out_of_range")
+        return await _fallback(session, services.kv, qrcode, at, skip, "no_guide" if stores else "out_of_range")
 
     nearby = [_store_json(card, distance) for card, distance in stores]
-    return await _resolve(services, qrcode, "locate", decide, nearby, open_now, visitor, now,
+    return await _resolve(services, qrcode, "locate", decide, nearby, visitor, at, record,
                           lat=round(lat, 3), lng=round(lng, 3))
 
 
 async def choose(services, qrcode: QrCode, store_code: str | None, visitor: str | None,
-                 now: dt.datetime | None = None) -> dict:
+                 now: dt.datetime | None = None, *, record: bool = True) -> dict:
     """The customer picked a store (from the nearby list or the city picker), or asked for the fallback."""
-    now = now or utcnow()
+    at = _moment(services, now)
     directory = directory_for(services)
     await directory.refresh(services)
     if store_code is not None:
@@ -139,10 +191,11 @@ async def choose(services, qrcode: QrCode, store_code: str | None, visitor: str 
         if card is None or card.status != "open":
             raise ApiError(404, "unknown_store", f"no open store {store_code!r}")
 
-    async def decide(session) -> Decision:
+    async def decide(session, skip: set[str]) -> Decision:
         if store_code is None:
-            return await _fallback(session, services.kv, qrcode, now, "no_guide")
-        pick = await choose_guide(session, services.kv, store_code, qrcode.guide_rule, now)
+            return await _fallback(session, services.kv, qrcode, at, skip, "no_guide")
+        pick = await choose_guide(session, services.kv, store_code, qrcode.guide_rule, at.now,
+                                  zone=at.zone, skip=skip)
         return Decision(store_code, None, pick, "chosen" if pick else "no_guide")
 
-    return await _resolve(services, qrcode, "choose", decide, [], None, visitor, now)
+    return await _resolve(services, qrcode, "choose", decide, [], visitor, at, record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import logging
 import secrets
 from pathlib import Path
 
@@ -21,18 +22,24 @@ from bot.api.spec import validation_details
 from bot.lbs import CoordSystem
 from bot.services import SERVICES
 from bot.stores.directory import directory_for
-from bot.stores.funnel import record_step
+from bot.stores.funnel import record_step, visitor_may_write
 from bot.stores.locate import active_code, choose, locate
+
+log = logging.getLogger("bot.stores.web")
 
 CODE = r"{code:[A-Za-z0-9]{1,16}}"
 VISITOR_COOKIE = "wa_v"
 LANDING_HTML = (Path(__file__).parent / "static" / "landing.html").read_text(encoding="utf-8")
 
 
+# The public JSON bodies are a few dozen bytes; anything bigger is refused before it is read.
+MAX_BODY_BYTES = 4 * 1024
+
+
 class LocateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: float = Field(strict=True)
-    lng: float = Field(strict=True)
+    lat: float = Field(strict=True, allow_inf_nan=False)
+    lng: float = Field(strict=True, allow_inf_nan=False)
     coord_system: CoordSystem = CoordSystem.WGS84  # what a browser's geolocation gives
 
 
@@ -46,16 +53,35 @@ def landing_url(settings, code: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/qr/{code}"
 
 
+def _client(request: web.Request) -> str:
+    """The address the request came from: the unit of the funnel's per-visitor allowance."""
+    return request.remote or "unknown"
+
+
 def _visitor(request: web.Request) -> str | None:
     value = request.cookies.get(VISITOR_COOKIE, "")
     return value if value.isalnum() and len(value) <= 64 else None
 
 
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to exceed `limit` (announced or streamed)."""
+    too_large = ApiError(413, "body_too_large", f"request body exceeds {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def _body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await _read_limited(request, MAX_BODY_BYTES)
     try:
-        data = json.loads(await request.text() or "null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"request body is not JSON: {exc}") from None
+        data = json.loads(raw.decode("utf-8") or "null")
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, >4300-digit integers, deep nesting
+        raise ApiError(400, "malformed_json", f"request body is not JSON: {str(exc)[:200]}") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -79,8 +105,12 @@ async def landing_page(request: web.Request) -> web.Response:
         title = "二维码已停用" if exc.status == 410 else "二维码不存在"
         return _message_page(exc.status, title, "请联系门店工作人员获取新的二维码。")
     visitor = _visitor(request) or secrets.token_hex(12)
-    await record_step(services.db, "scan", qrcode_code=qrcode.code, channel_code=qrcode.channel_code,
-                      visitor=visitor, user_agent=request.headers.get("User-Agent", "")[:200])
+    if await visitor_may_write(services.kv, "scan", qrcode.code, _client(request)):
+        try:
+            await record_step(services.db, "scan", qrcode_code=qrcode.code, channel_code=qrcode.channel_code,
+                              visitor=visitor, user_agent=request.headers.get("User-Agent", "")[:200])
+        except Exception as exc:  # the customer's page matters more than the statistics row
+            log.warning("scan of %s not recorded: %s", qrcode.code, exc)
     page = LANDING_HTML.replace("{{code}}", html.escape(qrcode.code)).replace(
         "{{title}}", html.escape(qrcode.name or "附近门店导购"))
     response = web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
@@ -92,7 +122,8 @@ async def locate_view(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     qrcode = await active_code(services, request.match_info["code"])
     body: LocateBody = await _body(request, LocateBody)
-    offer = await locate(services, qrcode, body.lat, body.lng, body.coord_system, _visitor(request))
+    record = await visitor_may_write(services.kv, "locate", qrcode.code, _client(request))
+    offer = await locate(services, qrcode, body.lat, body.lng, body.coord_system, _visitor(request), record=record)
     return web.json_response(offer)
 
 
@@ -102,7 +133,8 @@ async def choose_view(request: web.Request) -> web.Response:
     body: ChooseBody = await _body(request, ChooseBody)
     if (body.store_code is None) != body.fallback:
         raise ApiError(400, "invalid_request", "give either store_code or fallback: true")
-    offer = await choose(services, qrcode, body.store_code, _visitor(request))
+    record = await visitor_may_write(services.kv, "choose", qrcode.code, _client(request))
+    offer = await choose(services, qrcode, body.store_code, _visitor(request), record=record)
     return web.json_response(offer)
 
 
