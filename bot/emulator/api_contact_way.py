@@ -8,6 +8,7 @@ from .api_base import (
     INVALID_CONTACT_WAY_SCENE,
     INVALID_CONTACT_WAY_TYPE,
     INVALID_PARAMETER,
+    INVALID_USERID,
     MISSING_CONFIG_ID,
     MISSING_CONTACT_WAY_SCENE,
     MISSING_CONTACT_WAY_TYPE,
@@ -61,6 +62,8 @@ def _check_contact_way(state: EmulatorState, way: dict) -> None:
         raise ApiError(TOO_MANY_CONTACT_WAY_USERS, f"at most {MAX_CONTACT_WAY_USERS} users")
     for userid in users:
         check_member(state, userid)
+        if state.members[userid].resigned:  # a departed member is gone from the address book
+            raise ApiError(INVALID_USERID, f"invalid userid {userid!r}")
     if len(way.get("state") or "") > MAX_STATE_CHARS:
         raise ApiError(INVALID_PARAMETER, f"state exceeds {MAX_STATE_CHARS} characters")
     if len(way.get("remark") or "") > MAX_REMARK_CHARS:
