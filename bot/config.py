@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
+    brand_name: str = Field("", max_length=30)  # shown on the customer's landing page
     emulator_port: int = Field(8090, ge=0, le=65535)  # the built-in emulator; 0 = any free port
     callback_max_body_bytes: int = Field(64 * 1024, ge=1024)
     log_level: str = "INFO"

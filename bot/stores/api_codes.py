@@ -37,8 +37,8 @@ def new_code(length: int = 8) -> str:
 def qrcode_out(settings, row: QrCode) -> QrCodeOut:
     url = landing_url(settings, row.code)
     return QrCodeOut(
-        code=row.code, name=row.name, channel_code=row.channel_code, radius_m=row.radius_m,
-        store_rule=row.store_rule, guide_rule=row.guide_rule, fallback=row.fallback, status=row.status,
+        code=row.code, name=row.name, public_title=row.public_title, channel_code=row.channel_code,
+        radius_m=row.radius_m, store_rule=row.store_rule, guide_rule=row.guide_rule, fallback=row.fallback, status=row.status,
         landing_url=url, png_url=url + ".png", svg_url=url + ".svg",
     )
 
@@ -86,7 +86,8 @@ async def create_qrcode(call: ApiCall) -> QrCodeOut:
     body: QrCodeIn = call.body
     async with call.services.db.session() as session, session.begin():
         await _check_references(session, body.channel_code, body.fallback)
-        row = QrCode(code=new_code(), name=body.name, channel_code=body.channel_code, radius_m=body.radius_m,
+        row = QrCode(code=new_code(), name=body.name, public_title=body.public_title,
+                     channel_code=body.channel_code, radius_m=body.radius_m,
                      store_rule="nearest", guide_rule=body.guide_rule,
                      fallback=body.fallback.model_dump(exclude_none=True), status="active")
         session.add(row)
@@ -103,6 +104,7 @@ async def list_qrcodes(call: ApiCall) -> QrCodeList:
 class QrCodePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=100)
+    public_title: str | None = Field(None, max_length=60)
     status: str | None = Field(None, pattern="^(active|disabled)$")
     radius_m: int | None = Field(None, ge=100, le=200_000)
     guide_rule: GuideRule | None = None

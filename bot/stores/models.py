@@ -58,6 +58,7 @@ class Channel(Base):
     tag_names: Mapped[list] = mapped_column(default=list)  # WeCom corp tags applied on binding
     welcome_text: Mapped[str | None] = mapped_column(Text)
     benefit_template_code: Mapped[str | None] = mapped_column(String(32))  # coupon for new members
+    benefit_text: Mapped[str | None] = mapped_column(String(100))  # the benefit as the landing page says it
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -68,7 +69,8 @@ class QrCode(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
-    name: Mapped[str] = mapped_column(String(100), default="")
+    name: Mapped[str] = mapped_column(String(100), default="")  # internal: HQ's lists only
+    public_title: Mapped[str | None] = mapped_column(String(60))  # what the customer's page says
     channel_code: Mapped[str] = mapped_column(ForeignKey("channels.code", onupdate="CASCADE"))
     radius_m: Mapped[int] = mapped_column(Integer, default=5000)
     store_rule: Mapped[str] = mapped_column(String(20), default="nearest")

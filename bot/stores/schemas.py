@@ -152,6 +152,7 @@ class ChannelIn(BaseModel):
     tag_names: list[str] = Field(default_factory=list, max_length=20)
     welcome_text: str | None = Field(None, max_length=1300, description="≤4000 bytes once encoded")
     benefit_template_code: str | None = Field(None, max_length=32)
+    benefit_text: str | None = Field(None, max_length=100, description="the new-member benefit on the landing page")
 
     @field_validator("tag_names")
     @classmethod
@@ -179,7 +180,8 @@ class Fallback(BaseModel):
 class QrCodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel_code: str = Field(min_length=1, max_length=32)
-    name: str = Field("", max_length=100)
+    name: str = Field("", max_length=100, description="internal; customers never see it")
+    public_title: str | None = Field(None, max_length=60, description="the landing page's title")
     radius_m: int = Field(5000, ge=100, le=200_000)
     guide_rule: GuideRule = "round_robin"
     fallback: Fallback = Field(default_factory=Fallback)
@@ -188,6 +190,7 @@ class QrCodeIn(BaseModel):
 class QrCodeOut(BaseModel):
     code: str
     name: str
+    public_title: str | None = None
     channel_code: str
     radius_m: int
     store_rule: str

@@ -10,26 +10,38 @@ import html
 import io
 import json
 import logging
+import math
+import re
 import secrets
+from functools import lru_cache
 from pathlib import Path
 
 import segno
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from bot.api.errors import ApiError
 from bot.api.spec import validation_details
 from bot.lbs import CoordSystem
+from bot.members.models import CouponTemplate
 from bot.services import SERVICES
 from bot.stores.directory import directory_for
 from bot.stores.funnel import record_step, visitor_may_write
 from bot.stores.locate import active_code, choose, locate
+from bot.stores.models import Channel, QrCode
 
 log = logging.getLogger("bot.stores.web")
 
 CODE = r"{code:[A-Za-z0-9]{1,16}}"
 VISITOR_COOKIE = "wa_v"
 LANDING_HTML = (Path(__file__).parent / "static" / "landing.html").read_text(encoding="utf-8")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+DEFAULT_TITLE = "添加您的专属导购"
+DEFAULT_BENEFIT = "附近门店的导购为您一对一服务"
+# Printed posters: a PNG up to this many pixels wide (?size=); the SVG scales by itself.
+PNG_DEFAULT_SCALE = 10
+PNG_MAX_PIXELS = 2400
 
 
 # The public JSON bodies are a few dozen bytes; anything bigger is refused before it is read.
@@ -96,6 +108,27 @@ def _message_page(status: int, title: str, text: str) -> web.Response:
     return web.Response(status=status, text=page, content_type="text/html")
 
 
+async def _render_landing(services, qrcode: QrCode) -> str:
+    """The page in the customer's words: public title, brand and the channel's new-member benefit."""
+    async with services.db.session() as session:
+        words = (await session.execute(
+            select(Channel.benefit_text, CouponTemplate.name)
+            .outerjoin(CouponTemplate, CouponTemplate.code == Channel.benefit_template_code)
+            .where(Channel.code == qrcode.channel_code)
+        )).first()
+    benefit_text, coupon_name = words or (None, None)
+    benefit = benefit_text or (coupon_name and f"添加导购即享新人礼：{coupon_name}") or DEFAULT_BENEFIT
+    title = qrcode.public_title or DEFAULT_TITLE  # never `name`: that is HQ's internal label
+    brand = services.settings.brand_name
+    values = {
+        "code": qrcode.code, "title": title, "brand": brand, "benefit": benefit,
+        "page_title": f"{title} - {brand}" if brand else title,
+        "has_fallback": "true" if qrcode.fallback.get("store_code") or qrcode.fallback.get("guide_userid") else "false",
+    }
+    # One pass, so a value that happens to contain "{{…}}" is never substituted again.
+    return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(1)]), LANDING_HTML)
+
+
 async def landing_page(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     code = request.match_info["code"]
@@ -111,8 +144,7 @@ async def landing_page(request: web.Request) -> web.Response:
                               visitor=visitor, user_agent=request.headers.get("User-Agent", "")[:200])
         except Exception as exc:  # the customer's page matters more than the statistics row
             log.warning("scan of %s not recorded: %s", qrcode.code, exc)
-    page = LANDING_HTML.replace("{{code}}", html.escape(qrcode.code)).replace(
-        "{{title}}", html.escape(qrcode.name or "附近门店导购"))
+    page = await _render_landing(services, qrcode)
     response = web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
     response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 86400, httponly=True, samesite="Lax")
     return response
@@ -152,16 +184,35 @@ async def stores_by_city(request: web.Request) -> web.Response:
     return web.json_response({"cities": cities, "has_fallback": fallback})
 
 
+@lru_cache(maxsize=64)
+def _render_qr(url: str, kind: str, scale: int) -> bytes:
+    """Cached: a public route, and a print-size PNG takes milliseconds to draw."""
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind=kind, scale=scale, border=2,
+                                    **({"xmldecl": False} if kind == "svg" else {}))
+    return buffer.getvalue()
+
+
+def _png_scale(url: str, size: str | None) -> int:
+    """Pixels per module for `?size=` (the PNG's width in pixels; rounded up to whole modules)."""
+    if size is None:
+        return PNG_DEFAULT_SCALE
+    if not size.isdigit() or not 100 <= int(size) <= PNG_MAX_PIXELS:
+        raise ApiError(400, "invalid_request", f"size must be 100 to {PNG_MAX_PIXELS} pixels",
+                       [{"field": "size", "problem": f"{size[:20]!r} is not 100..{PNG_MAX_PIXELS}"}])
+    modules = segno.make(url, error="m").symbol_size(border=2)[0]
+    return math.ceil(int(size) / modules)
+
+
 async def qr_image(request: web.Request) -> web.Response:
+    """The code's QR: SVG as is, PNG at `?size=` pixels (e.g. 1200 for print)."""
     services = request.app[SERVICES]
     qrcode = await active_code(services, request.match_info["code"])
-    symbol = segno.make(landing_url(services.settings, qrcode.code), error="m")
-    buffer = io.BytesIO()
+    url = landing_url(services.settings, qrcode.code)
     if request.match_info["kind"] == "svg":
-        symbol.save(buffer, kind="svg", scale=10, border=2, xmldecl=False)
-        return web.Response(body=buffer.getvalue(), content_type="image/svg+xml")
-    symbol.save(buffer, kind="png", scale=10, border=2)
-    return web.Response(body=buffer.getvalue(), content_type="image/png")
+        return web.Response(body=_render_qr(url, "svg", 10), content_type="image/svg+xml")
+    scale = _png_scale(url, request.query.get("size"))
+    return web.Response(body=_render_qr(url, "png", scale), content_type="image/png")
 
 
 def setup_routes(app: web.Application) -> None:
