@@ -2,6 +2,8 @@
 
 No login: these are what a customer's WeChat opens. A first-party cookie names the visitor so the
 funnel can follow one scan through locate and choice without any personal data.
+Anonymous traffic is bounded: JSON bodies over MAX_BODY_BYTES are refused before they are read,
+and each client address writes a few funnel rows per code and minute (funnel.py).
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ DEFAULT_BENEFIT = "附近门店的导购为您一对一服务"
 # Printed posters: a PNG up to this many pixels wide (?size=); the SVG scales by itself.
 PNG_DEFAULT_SCALE = 10
 PNG_MAX_PIXELS = 2400
-
-
 # The public JSON bodies are a few dozen bytes; anything bigger is refused before it is read.
 MAX_BODY_BYTES = 4 * 1024
 

@@ -90,3 +90,28 @@ async def test_page_loads_from_one_visitor_write_a_bounded_number_of_funnel_rows
     other = await landing.api("POST", "/api/v1/qrcodes", 201, json={"channel_code": "poster"})
     assert (await landing.client.get(f"/qr/{other['code']}")).status == 200
     assert [row.qrcode_code for row in await landing.funnel()][-1] == other["code"]
+
+
+async def test_locates_from_one_visitor_are_all_answered_but_recorded_within_the_allowance(landing):
+    from bot.stores.funnel import VISITOR_ROWS_PER_MINUTE
+
+    code = await landing.seed(guide_rule="fixed")
+    body = {"lat": CUSTOMER_GCJ[0], "lng": CUSTOMER_GCJ[1], "coord_system": "gcj02"}
+    for _ in range(VISITOR_ROWS_PER_MINUTE + 5):
+        status, offer = await landing.post(code, "locate", body)
+        assert status == 200 and offer["guide"]["userid"] == "ann"
+    assert len([row for row in await landing.funnel() if row.step == "locate"]) == VISITOR_ROWS_PER_MINUTE
+
+
+async def test_the_page_renders_and_counts_the_scan_when_the_kv_store_is_down(landing, monkeypatch):
+    from bot.kv import KVUnavailable
+
+    code = await landing.seed()
+
+    async def unavailable(*args, **kwargs):
+        raise KVUnavailable("redis is down")
+
+    monkeypatch.setattr(landing.services.kv, "incr", unavailable)
+    response = await landing.client.get(f"/qr/{code}")
+    assert response.status == 200 and f'data-code="{code}"' in await response.text()
+    assert [row.step for row in await landing.funnel()] == ["scan"]
