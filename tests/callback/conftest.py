@@ -107,11 +107,15 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def db_proxy(database_url):
-    """The test database behind a CuttableProxy (PostgreSQL only); yields (proxy, proxied url)."""
+async def db_proxy_to_postgres():
+    """The run's PostgreSQL test database (whatever the suite's backend), migrated and emptied,
+    behind a CuttableProxy; yields (proxy, proxied url)."""
     from sqlalchemy.engine import make_url
 
-    url = make_url(database_url)
+    from tests.conftest import POSTGRES_URL, prepare_postgres
+
+    await prepare_postgres(POSTGRES_URL)
+    url = make_url(POSTGRES_URL)
     proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
     port = await proxy.start()
     yield proxy, url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
