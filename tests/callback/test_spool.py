@@ -188,3 +188,16 @@ async def test_postgres_outage_through_a_cut_proxy_loses_nothing(aiohttp_client,
         undone = await session.scalar(select(func.count()).select_from(Job).where(
             Job.kind == inbox.DISPATCH_JOB, Job.status != "done"))
     assert statuses == {"ignored"} and undone == 0  # every one dispatched (no handler takes edits)
+
+
+def test_each_process_identity_has_its_own_spool_file(make_settings, tmp_path):
+    from bot.callback.spool import default_spool_path
+
+    sqlite = make_settings(database_url=f"sqlite:///{tmp_path}/data/wa.db", port=8081)
+    assert default_spool_path(sqlite) == tmp_path / "data" / "wa-callback-spool-8081.sqlite3"  # beside the data
+    postgres = [make_settings(database_url=url, port=port) for url, port in
+                [("postgresql://h/a", 8080), ("postgresql://h/a", 8081), ("postgresql://h/b", 8080)]]
+    paths = {default_spool_path(settings) for settings in postgres}
+    assert len(paths) == 3 and default_spool_path(postgres[0]) == default_spool_path(postgres[0].model_copy())
+    explicit = make_settings(callback_spool_path=str(tmp_path / "mine.sqlite3"))
+    assert default_spool_path(explicit) == tmp_path / "mine.sqlite3"
