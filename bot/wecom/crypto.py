@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import time
@@ -50,6 +51,7 @@ class BadQueryParameter(CallbackRejected):
 # anything past them is refused as a 400 naming the parameter before it reaches int() or sha1.
 MAX_TIMESTAMP_DIGITS = 19
 MAX_NONCE_CHARS = 128
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def _encodable(text: str) -> bool:
@@ -88,7 +90,7 @@ class CallbackCrypto:
             raise BadQueryParameter(f"nonce must be 1 to {MAX_NONCE_CHARS} printable characters")
 
     def verify_signature(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
-        if not (len(signature) == 40 and signature.isascii() and all(c in string.hexdigits for c in signature)):
+        if not _SIGNATURE.fullmatch(signature):
             raise BadSignature("msg_signature is not 40 hexadecimal digits")
         if not _encodable(encrypted):
             raise UndecryptablePayload("the encrypted value is not valid text")
