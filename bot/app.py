@@ -31,6 +31,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     _load_features()
     from bot import ops
     from bot.api.spec import api
+    from bot.callback.spool import callback_spool
     from bot.callback.views import routes as callback_routes
     from bot.stores import web as stores_web
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
                 await runner_task
 
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(callback_spool)  # after resources: it drains into their inbox
     app.add_routes(callback_routes)
     app.add_routes(ops.routes)
     app.add_routes(api.table)

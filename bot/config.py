@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     brand_name: str = Field("", max_length=30)  # shown on the customer's landing page
     emulator_port: int = Field(8090, ge=0, le=65535)  # the built-in emulator; 0 = any free port
     callback_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # An inbox write slower than this (or failing on the database) goes to the local spool; WeCom
+    # waits 5 s in all, and the spool's own fsync must fit in what is left.
+    callback_inbox_timeout_seconds: float = Field(2.0, gt=0, le=4)
+    callback_spool_path: str = ""  # empty: beside the SQLite database, else a temp dir per DB and port
     log_level: str = "INFO"
 
     job_lease_seconds: float = Field(60.0, gt=0)

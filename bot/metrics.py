@@ -32,3 +32,9 @@ WECOM_CALLS = Counter(
 WECOM_CALL_LATENCY = Histogram(
     "wecom_api_call_seconds", "WeCom API call latency", ["endpoint"], registry=REGISTRY
 )
+CALLBACK_SPOOL_PENDING = Gauge(
+    "wecom_callback_spool_pending", "Callbacks kept in the local spool, waiting for the database", registry=REGISTRY
+)
+CALLBACK_SPOOL_DRAINED = Counter(
+    "wecom_callback_spool_drained_total", "Spooled callbacks moved into the inbox", registry=REGISTRY
+)

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 
 from bot.api.spec import api, openapi_document
+from bot.callback.spool import SPOOL
 from bot.metrics import QUEUE_DEPTH, REGISTRY
 from bot.services import SERVICES
 from bot.storage.models import Job
@@ -21,15 +22,30 @@ async def healthz(_request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """200 while this process can take callbacks. A database outage alone does not take it out of
+    rotation: the database is shared, so every process would go out at once and WeCom's callbacks
+    would meet the load balancer's 502; the local spool keeps them instead ("degraded")."""
     services = request.app[SERVICES]
     checks = {"database": await services.db.ping(), "kv": await services.kv.ping()}
-    ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "unavailable",
-         "checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
-         "kv_backend": services.kv.name},
-        status=200 if ready else 503,
-    )
+    spool = request.app.get(SPOOL)
+    body: dict = {"checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
+                  "kv_backend": services.kv.name}
+    spool_ok = False
+    if spool is not None:
+        try:
+            body["spool"] = {"pending": await spool.pending()}
+        except Exception:
+            body["spool"] = {"pending": None}
+        if not checks["database"]:  # the spool file is only created when it is needed
+            spool_ok = body["spool"]["writable"] = body["spool"]["pending"] is not None and await spool.writable()
+    if all(checks.values()):
+        status = "ready"
+    elif checks["kv"] and spool_ok:
+        status = "degraded"
+    else:
+        status = "unavailable"
+    body["status"] = status
+    return web.json_response(body, status=503 if status == "unavailable" else 200)
 
 
 @routes.get("/metrics")

@@ -34,8 +34,24 @@ async def test_redis_down_readyz_says_so_and_callbacks_are_still_kept(aiohttp_cl
         assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 1
 
 
-async def test_database_down_answers_503_so_wecom_retries(aiohttp_client, make_settings, crypto):
-    settings = make_settings(database_url=f"postgresql://postgres@{NOTHING_LISTENS}/test")
+async def test_database_down_callbacks_are_spooled_and_readyz_stays_in_rotation(aiohttp_client, make_settings,
+                                                                                  crypto, tmp_path):
+    settings = make_settings(database_url=f"postgresql://postgres@{NOTHING_LISTENS}/test",
+                             callback_spool_path=str(tmp_path / "spool.sqlite3"))
+    client = await aiohttp_client(create_app(settings, run_jobs=False, migrate=False))
+    response = await client.get("/readyz")
+    assert response.status == 200 and (await response.json())["checks"]["database"] == "down"
+    response = await post(client, crypto.seal(contact_event("wmDbDown")))
+    assert response.status == 200  # kept in the local spool until the database is back
+    body = await (await client.get("/readyz")).json()
+    assert body["status"] == "degraded" and body["spool"] == {"pending": 1, "writable": True}
+
+
+async def test_database_and_spool_down_answers_503_so_wecom_retries(aiohttp_client, make_settings, crypto,
+                                                                     tmp_path):
+    (tmp_path / "file").write_text("")
+    settings = make_settings(database_url=f"postgresql://postgres@{NOTHING_LISTENS}/test",
+                             callback_spool_path=str(tmp_path / "file" / "spool.sqlite3"))  # under a file
     client = await aiohttp_client(create_app(settings, run_jobs=False, migrate=False))
     response = await client.get("/readyz")
     assert response.status == 503 and (await response.json())["checks"]["database"] == "down"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import update
 
 from bot.dispatcher import EventContext
@@ -36,42 +38,63 @@ def _urgent_jobs(event: InboundEvent) -> list[dict]:
     return [job for job in (make(event) for make in _intake_jobs) if job is not None]
 
 
+def is_bad_row(exc: Exception) -> bool:
+    """The database refused the data (a constraint, a value out of range), not the connection."""
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):  # OperationalError, InterfaceError: the database itself
+        return False
+    return isinstance(exc, sa_exc.StatementError | ValueError | TypeError | OverflowError | KeyError)
+
+
+@dataclass(frozen=True)
+class _Keep:
+    """An event with its inbox row and intake jobs, built before it joins a batch."""
+
+    event: InboundEvent
+    row: dict
+    urgent_jobs: list[dict]
+
+
 class InboxWriter:
     """Keeps callbacks in the inbox by group commit (see GroupCommit): one transaction per burst."""
 
     def __init__(self, db: Database, max_batch: int = 200, priority: int = 10) -> None:
         self.db = db
         self.priority = priority
-        self._batches = GroupCommit(self._write_batch, max_batch)
+        # A batch that one bad row fails is written again row by row: the others are still kept.
+        self._batches = GroupCommit(self._write_batch, max_batch, retry_alone=is_bad_row)
 
     async def store(self, event: InboundEvent) -> int | None:
         """Keep the event and queue its dispatch; the inbox id, or None for a duplicate."""
-        return await self._batches.submit(event)
+        # Built here, outside the batch: an event that cannot become a row fails only its caller.
+        keep = _Keep(event, _inbox_row(event), _urgent_jobs(event))
+        return await self._batches.submit(keep)
 
-    async def _write_batch(self, events: list[InboundEvent]) -> list[int | None]:
-        ids = await self._write(events)
+    async def _write_batch(self, batch: list[_Keep]) -> list[int | None]:
+        ids = await self._write(batch)
         if ids:
             wake_local_runners()
         seen: set[str] = set()
         results = []
-        for event in events:  # WeCom's concurrent retries can land in one batch: the first wins
-            results.append(ids.get(event.dedup_key) if event.dedup_key not in seen else None)
-            seen.add(event.dedup_key)
+        for keep in batch:  # WeCom's concurrent retries can land in one batch: the first wins
+            key = keep.event.dedup_key
+            results.append(ids.get(key) if key not in seen else None)
+            seen.add(key)
         return results
 
-    async def _write(self, events: list[InboundEvent]) -> dict[str, int]:
-        unique = list({event.dedup_key: event for event in reversed(events)}.values())
+    async def _write(self, batch: list[_Keep]) -> dict[str, int]:
+        unique = {keep.event.dedup_key: keep for keep in reversed(batch)}
         # Core on a bare connection: this is the hot path, the ORM session adds nothing here.
         async with self.db.engine.begin() as conn:
             inserted = await conn.execute(
                 self.db.insert(InboxEvent)
                 .on_conflict_do_nothing(index_elements=["dedup_key"])
                 .returning(InboxEvent.id, InboxEvent.dedup_key),
-                [_inbox_row(event) for event in unique],
+                [keep.row for keep in unique.values()],
             )
             ids = {key: inbox_id for inbox_id, key in inserted.all()}
             if ids:
-                by_key = {event.dedup_key: event for event in unique}
                 common = {"status": "queued", "attempts": 0, "max_attempts": 6, "run_at": time.time(),
                           "created_at": utcnow()}
                 await conn.execute(Job.__table__.insert(), [
@@ -79,7 +102,7 @@ class InboxWriter:
                      "dedupe_key": f"inbox:{inbox_id}", "priority": self.priority}
                     for key, inbox_id in ids.items()
                 ])
-                urgent = [{**common, "priority": 0, **job} for key in ids for job in _urgent_jobs(by_key[key])]
+                urgent = [{**common, "priority": 0, **job} for key in ids for job in unique[key].urgent_jobs]
                 if urgent:
                     await conn.execute(
                         self.db.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"]), urgent)

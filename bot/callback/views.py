@@ -6,12 +6,15 @@ its dispatch job, then an empty 200. Handlers run later in the job runner.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 
 from aiohttp import web
 
+from bot.callback.inbox import is_bad_row
+from bot.callback.spool import SPOOL
 from bot.metrics import CALLBACK_LATENCY, CALLBACKS
 from bot.services import SERVICES
 from bot.wecom.crypto import CallbackRejected
@@ -49,12 +52,19 @@ async def verify_url(request: web.Request) -> web.Response:
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many TCP writes it came in; never more than limit + 1 bytes held.
+
+    `request.read()` would do, but its bound is the app-wide client_max_size, not this endpoint's.
+    """
     if request.content_length is not None and request.content_length > limit:
-        raise _TooLarge()
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise _TooLarge()
-    return body
+        raise _TooLarge(f"body over {limit} bytes")
+    body = bytearray()
+    # read(n) answers with what has arrived so far (b"" only at the end), so read until the end.
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge(f"body over {limit} bytes")
+    return bytes(body)
 
 
 class _TooLarge(CallbackRejected):
@@ -99,16 +109,25 @@ async def receive_callback(request: web.Request) -> web.Response:
         return _reject(exc, kind)
 
     try:
-        inbox_id = await services.inbox.store(event)
-    except Exception:
-        # The inbox is the promise not to lose the event: if it cannot be written, make WeCom retry.
-        log.exception("inbox write failed; answering 503 so WeCom retries")
-        CALLBACKS.labels(kind, "unavailable").inc()
-        return web.Response(status=503, text="inbox unavailable, retry\n")
+        async with asyncio.timeout(services.settings.callback_inbox_timeout_seconds):
+            outcome = "accepted" if await services.inbox.store(event) is not None else "duplicate"
+    except Exception as exc:
+        if is_bad_row(exc) or SPOOL not in request.app:
+            return _unavailable(kind, "inbox write failed")
+        # The database is down or slow: keep the event in this process's spool and say so.
+        log.warning("inbox write failed (%s: %s); spooling the event", type(exc).__name__, exc)
+        try:
+            outcome = "spooled" if await request.app[SPOOL].keep(event) else "duplicate"
+        except Exception:
+            return _unavailable(kind, "inbox and spool writes failed")
 
-    if inbox_id is None:
-        CALLBACKS.labels(kind, "duplicate").inc()
-    else:
-        CALLBACKS.labels(kind, "accepted").inc()
+    CALLBACKS.labels(kind, outcome).inc()
     CALLBACK_LATENCY.observe(time.perf_counter() - started)
     return web.Response(status=200)
+
+
+def _unavailable(kind: str, what: str) -> web.Response:
+    # Nowhere to keep the event: a 503 makes WeCom retry it.
+    log.exception("%s; answering 503 so WeCom retries", what)
+    CALLBACKS.labels(kind, "unavailable").inc()
+    return web.Response(status=503, text="inbox unavailable, retry\n")

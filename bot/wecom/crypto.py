@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import time
@@ -42,6 +43,26 @@ class UndecryptablePayload(CallbackRejected):
     code = "undecryptable"
 
 
+class BadQueryParameter(CallbackRejected):
+    code = "bad_query_parameter"
+
+
+# Generous bounds on what WeCom sends (a 10-digit timestamp, a short nonce, a 40-hex signature):
+# anything past them is refused as a 400 naming the parameter before it reaches int() or sha1.
+MAX_TIMESTAMP_DIGITS = 19
+MAX_NONCE_CHARS = 128
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def _encodable(text: str) -> bool:
+    """False for lone surrogates, which a percent-encoded query can decode to and .encode() refuses."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def sign(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
     return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
 
@@ -58,12 +79,21 @@ class CallbackCrypto:
             raise ValueError("EncodingAESKey must decode to 32 bytes")
 
     def check_timestamp(self, timestamp: str, now: float | None = None) -> None:
-        if not timestamp.isdigit():
-            raise StaleTimestamp("timestamp is not a number")
+        # str.isdigit() takes `²` and `①`, which int() refuses; and int() refuses over 4,300 digits.
+        if not (0 < len(timestamp) <= MAX_TIMESTAMP_DIGITS and timestamp.isascii() and timestamp.isdigit()):
+            raise BadQueryParameter(f"timestamp must be 1 to {MAX_TIMESTAMP_DIGITS} ASCII digits")
         if self.max_skew_seconds and abs((now or time.time()) - int(timestamp)) > self.max_skew_seconds:
             raise StaleTimestamp(f"timestamp outside the {self.max_skew_seconds}s window")
 
+    def check_nonce(self, nonce: str) -> None:
+        if not 0 < len(nonce) <= MAX_NONCE_CHARS or not nonce.isprintable() or not _encodable(nonce):
+            raise BadQueryParameter(f"nonce must be 1 to {MAX_NONCE_CHARS} printable characters")
+
     def verify_signature(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> None:
+        if not _SIGNATURE.fullmatch(signature):
+            raise BadSignature("msg_signature is not 40 hexadecimal digits")
+        if not _encodable(encrypted):
+            raise UndecryptablePayload("the encrypted value is not valid text")
         expected = sign(self.token, timestamp, nonce, encrypted)
         if not hmac.compare_digest(expected.encode(), (signature or "").encode()):
             raise BadSignature("msg_signature does not match")
@@ -80,6 +110,7 @@ class CallbackCrypto:
     def open(self, signature: str, timestamp: str, nonce: str, encrypted: str) -> str:
         """Check the window and signature, then decrypt."""
         self.check_timestamp(timestamp)
+        self.check_nonce(nonce)
         self.verify_signature(signature, timestamp, nonce, encrypted)
         return self.decrypt(encrypted)
 

@@ -28,6 +28,17 @@ def parse_xml(xml: str, root: str = "xml") -> dict:
     return body
 
 
+INT64_MAX = 2**63 - 1
+# The inbox's dedup_key column is 80 characters; a longer MsgId is kept under its hash instead.
+DEDUP_KEY_SIZE = 80
+
+
+def is_int64_digits(value: object) -> bool:
+    """ASCII digits that fit a BIGINT: `str.isdigit` also takes `²` and `①`, which int() refuses."""
+    return (isinstance(value, str) and 0 < len(value) <= 19 and value.isascii() and value.isdigit()
+            and int(value) <= INT64_MAX)
+
+
 @dataclass(frozen=True)
 class InboundEvent:
     """A message or event from WeCom, as the dispatcher sees it."""
@@ -40,8 +51,8 @@ class InboundEvent:
         fields = parse_xml(plaintext)
         if not isinstance(fields.get("MsgType"), str) or not fields["MsgType"]:
             raise MalformedMessage("MsgType is missing")
-        if not str(fields.get("CreateTime", "")).isdigit():
-            raise MalformedMessage("CreateTime is missing or not a number")
+        if not is_int64_digits(fields.get("CreateTime")):
+            raise MalformedMessage("CreateTime is missing or not a number of seconds")
         return cls(fields=fields, plaintext=plaintext)
 
     def get(self, name: str) -> str | None:
@@ -92,8 +103,11 @@ class InboundEvent:
         FromUserName+CreateTime key merges two customers adding one guide in the same second. The
         key here covers every field of the event, so any difference keeps them apart.
         """
-        if self.get("MsgId"):
-            return "msg:" + self.fields["MsgId"]
+        msg_id = self.get("MsgId")
+        if msg_id:
+            key = "msg:" + msg_id
+            # Hashing keeps "same MsgId, same key" for an id too long for the column (sha256: 69 chars).
+            return key if len(key) <= DEDUP_KEY_SIZE else "msgh:" + hashlib.sha256(msg_id.encode()).hexdigest()
         canonical = repr(sorted((k, repr(v)) for k, v in self.fields.items()))
         return "evt:" + hashlib.sha256(canonical.encode()).hexdigest()
 
