@@ -64,6 +64,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(levels)}")
         return value.upper()
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL such as https://guide.example.com")
+        return value.rstrip("/")
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_redis_is_none(cls, value):

@@ -21,6 +21,15 @@ def test_an_unknown_log_level_is_named(cli):
     assert "LOG_LEVEL" in error and "INFO" in error
 
 
+def test_a_public_url_that_is_no_url_is_named():
+    from bot.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL: must be an http"):
+        load_settings(_env_file=None, public_base_url="guide.example.com")
+    assert load_settings(_env_file=None, public_base_url="https://a.example.com/").public_base_url == (
+        "https://a.example.com")
+
+
 def test_the_service_port_in_use_is_named(cli):
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", cli.port))
