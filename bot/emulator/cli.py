@@ -31,7 +31,10 @@ def emulator_group(ctx: click.Context, host: str, port: int | None, callback_url
         port = settings.emulator_port if port is None else port
         callback_url = callback_url or f"http://127.0.0.1:{settings.port}/wecom/callback"
         click.echo(f"WeCom emulator on http://{host}:{port}/cgi-bin/ posting callbacks to {callback_url}")
-        run_emulator(host, port, callback_url=callback_url)
+        try:
+            run_emulator(host, port, callback_url=callback_url)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _emulator_url(url: str | None) -> str:

@@ -87,3 +87,12 @@ def test_serve_warns_at_start_up_about_a_loopback_public_url(cli):
     cli.wait_until_serving(process)
     (output,) = cli.stop_all()
     assert "PUBLIC_BASE_URL is http://127.0.0.1:8080 while real WeCom credentials are set" in output
+
+
+def test_a_standalone_emulator_on_a_port_in_use_says_so(cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        error = one_line_error(cli.run("emulator", "--port", str(port)))
+    assert f"cannot listen on 127.0.0.1:{port}" in error and "already in use" in error
