@@ -11,5 +11,6 @@ RUN pip install . && useradd --create-home --uid 10001 assistant && mkdir -p /da
 USER assistant
 WORKDIR /data
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz')"
+# No HEALTHCHECK here: the same image runs workers, which serve no HTTP. docker-compose.yml gives
+# the web services theirs (GET /healthz).
 CMD ["wecom-assistant", "serve"]

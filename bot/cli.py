@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -11,7 +12,7 @@ import sys
 import click
 from aiohttp import web
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, warn_about_risky_settings
 from bot.logs import configure_logging
 
 log = logging.getLogger("bot")
@@ -26,6 +27,52 @@ def _settings() -> Settings:
     return settings
 
 
+def _first_line(exc: BaseException) -> str:
+    """The cause in one line (SQLAlchemy's text would add the SQL and a help link)."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
+
+
+async def _check_backends(settings: Settings, *, redis: bool = True) -> None:
+    """Fail start-up with one line when the database or Redis cannot be reached."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from bot.kv import open_store
+    from bot.storage import Database
+
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        database = Database(settings.database_url)
+    except OSError as exc:  # the SQLite file's directory cannot be created
+        raise click.ClickException(f"DATABASE_URL: cannot open the database {where}: {_first_line(exc)}") from None
+    try:
+        async with asyncio.timeout(10), database.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # refused, unknown host, bad password, timeout: all say the same to the user
+        reason = "timed out" if isinstance(exc, TimeoutError) else _first_line(exc)
+        raise click.ClickException(f"DATABASE_URL: cannot reach the database {where}: {reason}") from None
+    finally:
+        await database.dispose()
+    if redis and settings.redis_url:
+        kv = open_store(settings.redis_url, settings.redis_key_prefix)
+        try:
+            reachable = await kv.ping()
+        finally:
+            await kv.close()
+        if not reachable:
+            where = make_url(settings.redis_url).render_as_string(hide_password=True)
+            raise click.ClickException(f"REDIS_URL: cannot reach Redis at {where}")
+
+
+def _port_in_use(exc: OSError, settings: Settings, port: int) -> str:
+    if settings.uses_emulator and f", {settings.emulator_port})" in str(exc):
+        return (f"EMULATOR_PORT: port {settings.emulator_port} is already in use (is another `serve` "
+                "running? set EMULATOR_PORT to a free port)")
+    return f"PORT: port {port} is already in use (is the service already running? set PORT or --port)"
+
+
 @click.group()
 def main() -> None:
     """WeCom store-guide assistant."""
@@ -38,11 +85,30 @@ def main() -> None:
 def serve(host: str | None, port: int | None, no_jobs: bool) -> None:
     """Run the web service (and, unless --no-jobs, a job runner in-process)."""
     settings = _settings()
+    # The emulator posts its callbacks to settings.port: keep it the port really served.
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    warn_about_risky_settings(settings, log)
+    asyncio.run(_check_backends(settings))
     from bot.app import create_app
 
     app = create_app(settings, run_jobs=not no_jobs)
-    web.run_app(app, host=host or settings.host, port=port or settings.port, access_log=None,
-                print=lambda line: log.info(line.strip()))
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                    print=lambda line: log.info(line.strip()))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(_port_in_use(exc, settings, settings.port)) from None
+        raise click.ClickException(f"cannot start: {_first_line(exc)}") from None
+
+
+def worker_settings(settings: Settings) -> Settings:
+    """A worker never starts an emulator: without credentials it calls the one `serve` runs."""
+    if not settings.uses_emulator:
+        return settings
+    if settings.emulator_port == 0:
+        raise click.ClickException("EMULATOR_PORT: a worker without WeCom credentials calls the emulator "
+                                   "that `serve` runs, so EMULATOR_PORT must be a fixed port, not 0")
+    return settings.with_emulator_credentials(settings.embedded_emulator_api_url)
 
 
 @main.command()
@@ -51,6 +117,14 @@ def serve(host: str | None, port: int | None, no_jobs: bool) -> None:
 def worker(burst: bool, concurrency: int | None) -> None:
     """Run a standalone job runner."""
     settings = _settings()
+    emulated = settings.uses_emulator
+    settings = worker_settings(settings)
+    if emulated:
+        log.warning("no WeCom credentials configured: calling the built-in WeCom emulator of `serve` at %s",
+                    settings.wecom_api_base_url)
+    else:
+        warn_about_risky_settings(settings, log)
+    asyncio.run(_check_backends(settings))
     sys.exit(0 if asyncio.run(_work(settings, burst, concurrency)) >= 0 else 1)
 
 
@@ -87,6 +161,7 @@ def db_upgrade(revision: str) -> None:
     settings = _settings()
     from bot.storage.migrate import upgrade
 
+    asyncio.run(_check_backends(settings, redis=False))
     upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
 
@@ -94,6 +169,37 @@ def db_upgrade(revision: str) -> None:
 @main.group()
 def token() -> None:
     """Admin API tokens."""
+
+
+async def _with_database(settings: Settings, work):
+    """Run `work(database)` on the configured database (migrated first on the embedded default)."""
+    from bot.storage import Database
+    from bot.storage.migrate import upgrade
+
+    await _check_backends(settings)
+    if settings.is_sqlite:
+        await asyncio.to_thread(upgrade, settings.database_url)
+    database = Database(settings.database_url)
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+async def _missing_scope(database, stores: tuple[str, ...], guide_userid: str | None) -> str | None:
+    """Why the token's stores or guide do not exist, or None."""
+    from sqlalchemy import select
+
+    from bot.stores.models import Guide, Store
+
+    async with database.session() as session:
+        known = set((await session.scalars(select(Store.code).where(Store.code.in_(stores)))).all())
+        unknown = [code for code in stores if code not in known]
+        if unknown:
+            return f"--store: no store with code {', '.join(map(repr, unknown))}"
+        if guide_userid and await session.scalar(select(Guide.id).where(Guide.userid == guide_userid)) is None:
+            return f"--guide: no guide with userid {guide_userid!r}"
+    return None
 
 
 @token.command("create")
@@ -106,24 +212,64 @@ def token_create(role: str, stores: tuple[str, ...], guide_userid: str | None, n
     settings = _settings()
     from bot.api.auth import Role, create_token
 
-    async def run() -> str:
-        from bot.storage import Database
-        from bot.storage.migrate import upgrade
-
-        if settings.is_sqlite:
-            await asyncio.to_thread(upgrade, settings.database_url)
-        database = Database(settings.database_url)
-        try:
-            return await create_token(database, Role(role), store_codes=list(stores),
-                                      guide_userid=guide_userid, name=name)
-        finally:
-            await database.dispose()
+    async def work(database) -> str:
+        problem = await _missing_scope(database, stores, guide_userid)
+        if problem:
+            raise click.UsageError(problem)
+        return await create_token(database, Role(role), store_codes=list(stores),
+                                  guide_userid=guide_userid, name=name)
 
     try:
-        value = asyncio.run(run())
+        value = asyncio.run(_with_database(settings, work))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"created {role} token (shown once): {value}")
+
+
+@token.command("list")
+@click.option("--all", "show_revoked", is_flag=True, help="Include revoked tokens.")
+def token_list(show_revoked: bool) -> None:
+    """Print tokens as JSON lines (id, role, scope, dates; never the token)."""
+    settings = _settings()
+    from sqlalchemy import select
+
+    from bot.storage.models import ApiToken
+
+    async def work(database) -> list[ApiToken]:
+        query = select(ApiToken).order_by(ApiToken.id)
+        if not show_revoked:
+            query = query.where(ApiToken.revoked_at.is_(None))
+        async with database.session() as session:
+            return list((await session.scalars(query)).all())
+
+    for row in asyncio.run(_with_database(settings, work)):
+        click.echo(json.dumps({
+            "id": row.id, "role": row.role, "name": row.name, "store_codes": row.store_codes or [],
+            "guide_userid": row.guide_userid, "created_at": row.created_at.isoformat(),
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        }, ensure_ascii=False))
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id (from `token list`); requests with it are refused from now on."""
+    settings = _settings()
+    from sqlalchemy import update
+
+    from bot.storage.db import utcnow
+    from bot.storage.models import ApiToken
+
+    async def work(database) -> int:
+        async with database.session() as session, session.begin():
+            result = await session.execute(
+                update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow()))
+            return result.rowcount
+
+    if not asyncio.run(_with_database(settings, work)):
+        raise click.ClickException(f"token {token_id} does not exist or is already revoked")
+    click.echo(json.dumps({"token_id": token_id, "revoked": True}))
 
 
 @main.group()
@@ -142,6 +288,7 @@ def jobs_list(status: str | None, kind: str | None, limit: int) -> None:
     from bot.storage import Database
 
     async def run() -> None:
+        await _check_backends(settings, redis=False)
         database = Database(settings.database_url)
         try:
             async with database.session() as session:
@@ -162,6 +309,7 @@ def jobs_retry(job_id: int) -> None:
     from bot.storage import Database
 
     async def run() -> bool:
+        await _check_backends(settings, redis=False)
         database = Database(settings.database_url)
         try:
             return await retry_dead_job(database, job_id)

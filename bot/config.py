@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import cached_property
+import ipaddress
+import logging
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +61,21 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(6, ge=1)
     job_concurrency: int = Field(16, ge=1)
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.upper()
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL such as https://guide.example.com")
+        return value.rstrip("/")
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_redis_is_none(cls, value):
@@ -112,10 +129,15 @@ class Settings(BaseSettings):
             raise ValueError("WECOM_AGENT_ID must be set when WeCom credentials are configured")
         return self
 
-    @cached_property
+    @property
     def uses_emulator(self) -> bool:
         """No WeCom credentials: run against the built-in emulator."""
         return not self.wecom_corp_id
+
+    @property
+    def embedded_emulator_api_url(self) -> str:
+        """Where `serve` runs the built-in emulator (a worker of the same config calls it there)."""
+        return f"http://127.0.0.1:{self.emulator_port}/cgi-bin/"
 
     def with_emulator_credentials(self, api_base_url: str) -> Settings:
         return self.model_copy(
@@ -132,6 +154,25 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def public_base_url_is_loopback(settings: Settings) -> bool:
+    """PUBLIC_BASE_URL names this machine only: a customer's phone could not open its QR pages."""
+    host = urlsplit(settings.public_base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def warn_about_risky_settings(settings: Settings, log: logging.Logger) -> None:
+    """Settings that start fine but break something for real users."""
+    if not settings.uses_emulator and public_base_url_is_loopback(settings):
+        log.warning("PUBLIC_BASE_URL is %s while real WeCom credentials are set: customers cannot "
+                    "open QR landing pages there; set it to the service's public https URL",
+                    settings.public_base_url)
 
 
 def load_settings(**overrides) -> Settings:

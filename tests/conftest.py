@@ -25,45 +25,71 @@ from bot.wecom.crypto import CallbackCrypto
 VECTORS = json.loads((Path(__file__).resolve().parent / "data/wecom-vectors-a.json").read_text())
 
 ENV_REDIS_URL = os.environ.get("REDIS_URL") or None
+# Redis for the tests that need Redis itself (shared tokens, the KV contract), whatever the backend.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# PostgreSQL for the tests that need it itself (several workers), whatever the backend. Its database
+# is created only when such a test runs: the embedded run needs no server at all.
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # Each run gets its own Redis key prefix and its own PostgreSQL databases, so runs side by side
 # (developers, CI) never truncate each other's tables.
 RUN_ID = f"{os.getpid()}"
 REDIS_PREFIX = f"wa-test-{RUN_ID}:"
 
 
-def _run_database(url: str, suffix: str) -> str:
-    """A fresh database beside the one named in `url`, created now and dropped at exit."""
-    import atexit
+class _RunDatabase:
+    """A fresh database beside the one named in `url`: created on first use, dropped at the end."""
 
-    import asyncpg
+    def __init__(self, url: str, suffix: str, variable: str):
+        settings_url = Settings(_env_file=None, database_url=url).database_url
+        base, _, name = settings_url.rpartition("/")
+        self.run_name = f"{name}_{suffix}_{RUN_ID}"
+        self.url = f"{base}/{self.run_name}"
+        self._admin_url = base.replace("+asyncpg", "") + "/" + name
+        self._variable = variable
+        self.created = False
 
-    settings_url = Settings(database_url=url).database_url
-    base, _, name = settings_url.rpartition("/")
-    run_name = f"{name}_{suffix}_{RUN_ID}"
-    plain = base.replace("+asyncpg", "") + "/" + name
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(plain)
+        conn = await asyncpg.connect(self._admin_url, timeout=5)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{run_name}"'))
-    asyncio.run(admin(f'CREATE DATABASE "{run_name}"'))
-    atexit.register(lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{run_name}" WITH (FORCE)')))
-    return f"{base}/{run_name}"
+    def create(self) -> str:
+        if not self.created:
+            try:
+                asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self.run_name}"'))
+                asyncio.run(self._admin(f'CREATE DATABASE "{self.run_name}"'))
+            except Exception as exc:  # refused, unknown host, auth: asyncpg and OS errors alike
+                pytest.fail(f"PostgreSQL at {self._admin_url} ({self._variable}) cannot be used: "
+                            f"{type(exc).__name__}: {exc}", pytrace=False)
+            self.created = True
+        return self.url
+
+    def drop(self) -> None:
+        if self.created:
+            asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self.run_name}" WITH (FORCE)'))
 
 
 _env_database = os.environ.get("DATABASE_URL")
-ENV_DATABASE_URL = (
-    _run_database(_env_database, "suite") if _env_database and "postgres" in _env_database else _env_database
-)
-# Tests that need PostgreSQL itself (several workers) use it whatever the suite's backend.
-POSTGRES_URL = _run_database(
-    os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"), "pg"
-)
+_suite_postgres = (_RunDatabase(_env_database, "suite", "DATABASE_URL")
+                   if _env_database and "postgres" in _env_database else None)
+_test_postgres = _RunDatabase(TEST_POSTGRES_URL, "pg", "TEST_POSTGRES_URL")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for run_database in (_suite_postgres, _test_postgres):
+        if run_database is not None:
+            run_database.drop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL database of this run (TEST_POSTGRES_URL's server), migrated by prepare_postgres."""
+    return _test_postgres.create()
+
 
 # Test corp: the official sample's token and key, so the vectors work through the endpoint.
 TEST_CORP_ID = "wx5823bf96d3bd56c7"
@@ -74,7 +100,7 @@ _migrated: set[str] = set()
 
 
 def _normalise(url: str) -> str:
-    return Settings(database_url=url).database_url
+    return Settings(_env_file=None, database_url=url).database_url
 
 
 async def prepare_postgres(url: str) -> None:
@@ -107,12 +133,12 @@ def prepare_sqlite(path: Path) -> str:
 
 @pytest.fixture
 async def database_url(tmp_path) -> str:
-    if ENV_DATABASE_URL:
-        url = _normalise(ENV_DATABASE_URL)
-        if url.startswith("postgresql"):
-            await prepare_postgres(url)
-            return url
+    if _suite_postgres is not None:
+        url = await asyncio.to_thread(_suite_postgres.create)
+        await prepare_postgres(url)
         return url
+    if _env_database:
+        return _normalise(_env_database)
     return await asyncio.to_thread(prepare_sqlite, tmp_path / "test.db")
 
 

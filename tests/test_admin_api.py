@@ -56,6 +56,10 @@ async def test_auth_errors_share_one_shape(client, monkeypatch, database_url):
     assert response.status == 401
     assert set((await response.json())["error"]) == {"code", "message", "details"}
     assert (await client.get("/api/v1/events", headers=bearer("wa_forged"))).status == 401
+    hq = bearer(await cli_token(monkeypatch, database_url, "--role", "hq_admin"))  # a guide token needs its guide
+    assert (await client.post("/api/v1/stores", json={"code": "S1", "name": "店"}, headers=hq)).status == 201
+    guide01 = {"userid": "guide01", "name": "导购", "store_code": "S1"}
+    assert (await client.post("/api/v1/guides", json=guide01, headers=hq)).status == 201
     guide = await cli_token(monkeypatch, database_url, "--role", "guide", "--guide", "guide01")
     response = await client.get("/api/v1/events", headers=bearer(guide))
     assert response.status == 403 and (await response.json())["error"]["code"] == "forbidden"

@@ -13,7 +13,7 @@ from bot.jobs import JobRunner, Retry, enqueue, tasks
 from bot.jobs.runner import backoff_seconds
 from bot.storage import Database
 from bot.storage.models import Job
-from tests.conftest import POSTGRES_URL, prepare_postgres
+from tests.conftest import prepare_postgres
 
 CALLS: dict[str, list] = {"flaky": [], "always_fails": [], "count": [], "slow": [], "deferred": []}
 
@@ -164,9 +164,9 @@ def test_backoff_grows_exponentially_with_jitter():
     assert backoff_seconds(30, 2.0, cap=600) < 900
 
 
-async def test_two_workers_on_postgres_drain_1000_jobs_none_twice():
-    await prepare_postgres(POSTGRES_URL)
-    db_a, db_b = Database(POSTGRES_URL), Database(POSTGRES_URL)
+async def test_two_workers_on_postgres_drain_1000_jobs_none_twice(postgres_url):
+    await prepare_postgres(postgres_url)
+    db_a, db_b = Database(postgres_url), Database(postgres_url)
     try:
         CALLS["count"].clear()
         async with db_a.session() as session, session.begin():
@@ -184,9 +184,9 @@ async def test_two_workers_on_postgres_drain_1000_jobs_none_twice():
         await db_b.dispose()
 
 
-async def test_a_worker_on_postgres_wakes_on_notify_not_on_its_poll():
-    await prepare_postgres(POSTGRES_URL)
-    web, worker = Database(POSTGRES_URL), Database(POSTGRES_URL)
+async def test_a_worker_on_postgres_wakes_on_notify_not_on_its_poll(postgres_url):
+    await prepare_postgres(postgres_url)
+    web, worker = Database(postgres_url), Database(postgres_url)
     try:
         CALLS["count"].clear()
         runner = runner_for(worker, poll_seconds=30)  # polling alone would take half a minute

@@ -11,13 +11,14 @@ from bot.stores.importer import ImportReport, import_guides_csv, import_stores_c
 
 
 async def _run(function, path: str, progress: bool) -> ImportReport:
-    from bot.cli import _settings
+    from bot.cli import _check_backends, _settings
     from bot.kv import open_store
     from bot.storage import Database
     from bot.storage.migrate import upgrade
     from bot.stores.directory import stores_changed
 
     settings = _settings()
+    await _check_backends(settings)
     if settings.is_sqlite:  # the embedded default migrates itself, as `serve` does
         await asyncio.to_thread(upgrade, settings.database_url)
     db = Database(settings.database_url)
