@@ -107,15 +107,15 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def db_proxy_to_postgres():
+async def db_proxy_to_postgres(postgres_url):
     """The run's PostgreSQL test database (whatever the suite's backend), migrated and emptied,
     behind a CuttableProxy; yields (proxy, proxied url)."""
     from sqlalchemy.engine import make_url
 
-    from tests.conftest import POSTGRES_URL, prepare_postgres
+    from tests.conftest import prepare_postgres
 
-    await prepare_postgres(POSTGRES_URL)
-    url = make_url(POSTGRES_URL)
+    await prepare_postgres(postgres_url)
+    url = make_url(postgres_url)
     proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
     port = await proxy.start()
     yield proxy, url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
