@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import MAX_FEN, MAX_INT
 from bot.api.spec import ApiCall, api
 from bot.members import coupons, ledger
 from bot.members.api_schemas import CouponOut, scoped_member
@@ -25,16 +26,16 @@ class TemplateIn(BaseModel):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = Field(min_length=1, max_length=60)
     kind: Literal["cash", "discount", "gift"]
-    value_fen: Fen = Field(0, ge=0)
+    value_fen: Fen = Field(0, ge=0, le=MAX_FEN)
     discount_percent: StrictInt | None = Field(None, ge=1, le=99, description="85 = pay 85 % (8.5折)")
     gift_name: str | None = Field(None, max_length=60)
-    min_spend_fen: Fen = Field(0, ge=0)
+    min_spend_fen: Fen = Field(0, ge=0, le=MAX_FEN)
     valid_days: StrictInt | None = Field(None, ge=1, le=3650)
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
-    stock: StrictInt | None = Field(None, ge=0)
-    per_member_limit: StrictInt | None = Field(None, ge=1)
-    points_price: StrictInt | None = Field(None, ge=1)
+    stock: StrictInt | None = Field(None, ge=0, le=MAX_INT)
+    per_member_limit: StrictInt | None = Field(None, ge=1, le=MAX_INT)
+    points_price: StrictInt | None = Field(None, ge=1, le=MAX_INT)
     description: str = Field("", max_length=2000)
 
     @model_validator(mode="after")
@@ -131,7 +132,7 @@ class RedeemIn(BaseModel):
     member_no: str | None = Field(None, description="refused if the coupon belongs to someone else")
     order_no: str | None = Field(None, max_length=64)
     store_code: str | None = Field(None, max_length=32)
-    spend_fen: Fen | None = Field(None, ge=0)
+    spend_fen: Fen | None = Field(None, ge=0, le=MAX_FEN)
 
 
 @api.route("POST", "/api/v1/coupons/{code}/redeem", summary="Redeem a coupon at a till (idempotent)",

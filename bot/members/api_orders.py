@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
-from bot.api.spec import ApiCall, _json_body, _parse, api
+from bot.api.fields import MAX_FEN
+from bot.api.spec import ApiCall, _parse, api, read_json_body
 from bot.members import orders
 from bot.members.api_schemas import PHONE
 from bot.members.config import members_config
@@ -23,7 +24,7 @@ class OrderItem(BaseModel):
     sku: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=100)
     qty: StrictInt = Field(ge=1, le=100_000)
-    price_fen: StrictInt = Field(ge=0, description="unit price in fen (分)")
+    price_fen: StrictInt = Field(ge=0, le=MAX_FEN, description="unit price in fen (分)")
 
 
 class OrderIn(BaseModel):
@@ -36,7 +37,7 @@ class OrderIn(BaseModel):
     store_code: str | None = Field(None, max_length=32)
     guide_userid: str | None = Field(None, max_length=64)
     channel: Literal["store", "online"]
-    amount_fen: StrictInt = Field(ge=0, le=10**11, description="amount paid, in fen (分): 12800 = ¥128.00")
+    amount_fen: StrictInt = Field(ge=0, le=MAX_FEN, description="amount paid, in fen (分): 12800 = ¥128.00")
     items: list[OrderItem] = Field(default_factory=list, max_length=500)
     coupon_codes: list[str] = Field(default_factory=list, max_length=20)
     paid_at: AwareDatetime
@@ -110,7 +111,7 @@ class RefundIn(BaseModel):
            roles=[Role.INTEGRATION, Role.HQ_ADMIN], response=OrderOut)
 async def refund_route(call: ApiCall) -> OrderOut:
     # The body ({"reason": …}) is optional: a till may send nothing.
-    raw = await _json_body(call.request)
+    raw = await read_json_body(call.request)
     body = RefundIn() if raw is None else _parse(RefundIn, raw, "body")
     async with call.services.db.session() as session, session.begin():
         order = await orders.refund_order(session, members_config(), call.path["order_no"], body.reason)

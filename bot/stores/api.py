@@ -29,7 +29,8 @@ from bot.stores.schemas import (
 )
 
 ADMINS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
-READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]
+READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]  # a till may check a store code
+STAFF = [Role.HQ_ADMIN, Role.STORE_MANAGER]
 
 
 def require_store_scope(principal: Principal, store_code: str) -> None:
@@ -109,8 +110,10 @@ async def patch_store(call: ApiCall) -> StoreOut:
         store = await _store(session, call.path["code"])
         for name, value in changes.items():
             setattr(store, name, value)
+        await session.flush()
+        out = StoreOut.model_validate(store)  # before the commit: what cannot be answered is not saved
     await stores_changed(call.services.kv)
-    return StoreOut.model_validate(store)
+    return out
 
 
 class GuidesQuery(BaseModel):
@@ -137,7 +140,7 @@ async def create_guide(call: ApiCall) -> GuideOut:
     return GuideOut.model_validate(guide)
 
 
-@api.route("GET", "/api/v1/guides", summary="Guides (store managers: of their stores)", roles=READERS,
+@api.route("GET", "/api/v1/guides", summary="Guides (store managers: of their stores)", roles=STAFF,
            query=GuidesQuery, response=GuideList)
 async def list_guides(call: ApiCall) -> GuideList:
     q: GuidesQuery = call.query
@@ -170,4 +173,5 @@ async def patch_guide(call: ApiCall) -> GuideOut:
             )
         for name, value in changes.items():
             setattr(guide, name, value)
-    return GuideOut.model_validate(guide)
+        await session.flush()
+        return GuideOut.model_validate(guide)  # before the commit: what cannot be answered is not saved

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -25,7 +26,7 @@ from bot.stores.schemas import (
 )
 from bot.stores.web import landing_url
 
-READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]
+READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
 # Lowercase letters and digits without look-alikes: codes may be typed from a printed poster.
 CODE_ALPHABET = "".join(c for c in string.ascii_lowercase + string.digits if c not in "0o1l")
 
@@ -101,12 +102,12 @@ async def list_qrcodes(call: ApiCall) -> QrCodeList:
 
 
 class QrCodePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=100)
-    status: str | None = Field(None, pattern="^(active|disabled)$")
-    radius_m: int | None = Field(None, ge=100, le=200_000)
-    guide_rule: GuideRule | None = None
-    fallback: Fallback | None = None
+    model_config = ConfigDict(extra="forbid")  # fields left out stay; none of them may be null
+    name: str = Field(None, max_length=100)
+    status: Literal["active", "disabled"] = None
+    radius_m: int = Field(None, ge=100, le=200_000)
+    guide_rule: GuideRule = None
+    fallback: Fallback = None
 
 
 @api.route("PATCH", "/api/v1/qrcodes/{code}", summary="Change or disable a code", roles=[Role.HQ_ADMIN],
@@ -118,6 +119,11 @@ async def patch_qrcode(call: ApiCall) -> QrCodeOut:
         if row is None:
             raise ApiError(404, "unknown_code", f"no QR code {call.path['code']!r}")
         await _check_references(session, None, patch.fallback)
-        for name, value in patch.model_dump(exclude_unset=True).items():
+        changes = patch.model_dump(exclude_unset=True)
+        if "fallback" in changes:
+            changes["fallback"] = patch.fallback.model_dump(exclude_none=True)
+        for name, value in changes.items():
             setattr(row, name, value)
-    return qrcode_out(call.services.settings, row)
+        await session.flush()
+        # Answered before the commit: whatever fails to answer is not saved either.
+        return qrcode_out(call.services.settings, row)

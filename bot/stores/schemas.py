@@ -61,16 +61,18 @@ class StoreIn(BaseModel):
         return _coordinates_to_gcj02(self)
 
 
+# In a PATCH, a field left out stays as it is; null is accepted only where the column may be empty
+# (position, hours), so a field typed without `| None` below defaults to None yet refuses null.
 class StorePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=100)
-    city: str | None = Field(None, max_length=50)
-    address: str | None = Field(None, max_length=300)
-    lat: float | None = None
+    name: str = Field(None, min_length=1, max_length=100)
+    city: str = Field(None, max_length=50)
+    address: str = Field(None, max_length=300)
+    lat: float | None = Field(None, description="null with lng null: no position")
     lng: float | None = None
     coord_system: CoordSystem = CoordSystem.GCJ02
-    status: StoreStatus | None = None
-    opening_hours: dict | None = None
+    status: StoreStatus = None
+    opening_hours: dict | None = Field(None, description="null: always open")
 
     @field_validator("opening_hours")
     @classmethod
@@ -116,13 +118,13 @@ class GuideIn(BaseModel):
 
 
 class GuidePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=100)
-    store_code: str | None = Field(None, min_length=1, max_length=32)
-    status: GuideStatus | None = None
-    daily_add_limit: int | None = Field(None, ge=0, le=100_000)
-    working_hours: dict | None = None
-    is_backup: bool | None = None
+    model_config = ConfigDict(extra="forbid")  # null only where the column may be empty (see StorePatch)
+    name: str = Field(None, min_length=1, max_length=100)
+    store_code: str = Field(None, min_length=1, max_length=32)
+    status: GuideStatus = None
+    daily_add_limit: int = Field(None, ge=0, le=100_000)
+    working_hours: dict | None = Field(None, description="null: the store's hours")
+    is_backup: bool = None
 
     @field_validator("working_hours")
     @classmethod

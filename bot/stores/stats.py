@@ -24,6 +24,9 @@ from bot.stores.hours import CHINA, china_day_start
 from bot.stores.models import FunnelEvent, Guide
 
 ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
+# Any date is accepted; the report covers only days the service can have data for (and that
+# datetime can represent once shifted to UTC: 0001-01-01 and 9999-12-31 cannot).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
 GROUP_COLUMNS = {"code": FunnelEvent.qrcode_code, "channel": FunnelEvent.channel_code,
                  "store": FunnelEvent.store_code, "guide": FunnelEvent.guide_userid}
 
@@ -43,8 +46,9 @@ class Period(BaseModel):
 
     def bounds(self, default_days: int) -> tuple[dt.datetime, dt.datetime]:
         today = utcnow().astimezone(CHINA).date()
-        until = self.until or today
+        until = min(max(self.until or today, FIRST_DAY), LAST_DAY)
         since = self.since or until - dt.timedelta(days=default_days - 1)
+        since = min(max(since, FIRST_DAY), LAST_DAY)
         start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
         end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
         return start, end
