@@ -156,6 +156,16 @@ async def list_guides(call: ApiCall) -> GuideList:
     return GuideList(guides=[GuideOut.model_validate(row) for row in rows])
 
 
+@api.route("GET", "/api/v1/guides/{userid}", summary="One guide (store managers: of their stores)", roles=STAFF,
+           response=GuideOut)
+async def get_guide(call: ApiCall) -> GuideOut:
+    async with call.services.db.session() as session:
+        guide = await _guide(session, call.path["userid"])
+    if not call.principal.can_see_store(guide.store_code):
+        raise ApiError(404, "unknown_guide", f"no guide {call.path['userid']!r}")  # as if it did not exist
+    return GuideOut.model_validate(guide)
+
+
 @api.route("PATCH", "/api/v1/guides/{userid}", summary="Change a guide (status, limit, hours, store…)",
            roles=ADMINS, body=GuidePatch, response=GuideOut)
 async def patch_guide(call: ApiCall) -> GuideOut:

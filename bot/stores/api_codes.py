@@ -66,6 +66,15 @@ async def list_channels(call: ApiCall) -> ChannelList:
     return ChannelList(channels=[ChannelOut.model_validate(row) for row in rows])
 
 
+@api.route("GET", "/api/v1/channels/{code}", summary="One channel", roles=READERS, response=ChannelOut)
+async def get_channel(call: ApiCall) -> ChannelOut:
+    async with call.services.db.session() as session:
+        channel = await session.scalar(select(Channel).where(Channel.code == call.path["code"]))
+    if channel is None:
+        raise ApiError(404, "unknown_channel", f"no channel {call.path['code']!r}")
+    return ChannelOut.model_validate(channel)
+
+
 async def _check_references(session, channel_code: str | None, fallback: Fallback | None) -> None:
     """Unknown channel, store or guide in a code's settings: 422 naming the field."""
     problems = []
@@ -99,6 +108,15 @@ async def list_qrcodes(call: ApiCall) -> QrCodeList:
     async with call.services.db.session() as session:
         rows = (await session.scalars(select(QrCode).order_by(QrCode.id))).all()
     return QrCodeList(qrcodes=[qrcode_out(call.services.settings, row) for row in rows])
+
+
+@api.route("GET", "/api/v1/qrcodes/{code}", summary="One aggregated code", roles=READERS, response=QrCodeOut)
+async def get_qrcode(call: ApiCall) -> QrCodeOut:
+    async with call.services.db.session() as session:
+        row = await session.scalar(select(QrCode).where(QrCode.code == call.path["code"]))
+    if row is None:
+        raise ApiError(404, "unknown_code", f"no QR code {call.path['code']!r}")
+    return qrcode_out(call.services.settings, row)
 
 
 class QrCodePatch(BaseModel):
