@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from bot.api.auth import Principal, Role, authenticate
 from bot.api.errors import ApiError
+from bot.api.fields import NO_NUL
 from bot.services import SERVICES, Services
 
 
@@ -193,12 +194,26 @@ def openapi_document(operations: Iterable[Operation], title: str, version: str) 
         "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
     }
+    _say_no_nul(paths)
+    _say_no_nul(components)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _say_no_nul(node: Any) -> None:
+    """Every string schema says what reject_unstorable_text enforces: no NUL (own patterns already do)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
+            node["pattern"] = NO_NUL
+        for value in node.values():
+            _say_no_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _say_no_nul(value)
 
 
 def _field_schema(model: type[BaseModel], name: str) -> dict:

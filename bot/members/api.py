@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
-from bot.api.fields import MAX_BIGINT
+from bot.api.fields import MAX_BIGINT, NON_BLANK
 from bot.api.spec import ApiCall, api
 from bot.members import ledger
 from bot.members.api_schemas import (
@@ -34,12 +34,14 @@ STAFF = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE]  # a till needs the bala
 
 
 class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    external_userid: str | None = Field(None, min_length=1, max_length=64)
-    unionid: str | None = Field(None, min_length=1, max_length=64)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("external_userid", "unionid", "phone")]})
+    external_userid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
+    unionid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
     phone: str | None = Field(None, pattern=PHONE)
     name: str = Field("", max_length=100)
-    level: str = Field("normal", min_length=1, max_length=20)
+    level: str = Field("normal", min_length=1, max_length=20, pattern=NON_BLANK)
     birthday: dt.date | None = None
     referrer_member_no: str | None = Field(None, max_length=20)
 
@@ -81,8 +83,8 @@ class MemberPage(BaseModel):
            roles=READERS, query=MemberLookup, response=MemberPage)
 async def lookup_members(call: ApiCall) -> MemberPage:
     q: MemberLookup = call.query
-    if not any(q.model_dump().values()):
-        raise ApiError(400, "invalid_request", "give member_no, external_userid, unionid or phone")
+    if not any(q.model_dump().values()):  # a rule between fields, which the schema cannot state
+        raise ApiError(422, "invalid_request", "give member_no, external_userid, unionid or phone")
     async with call.services.db.session() as session:
         member = await find_member(session, **q.model_dump())
         if member is None or not await member_in_scope(call, session, member):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import NON_BLANK, WholeNumber
 from bot.api.spec import ApiCall
 from bot.customers.models import Customer
 from bot.members import coupons, ledger, lifecycle
@@ -94,9 +95,10 @@ class LedgerPage(BaseModel):
 
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    points: StrictInt = Field(ge=-10_000_000, le=10_000_000, description="positive adds, negative takes away; never 0")
-    reason: str = Field(min_length=1, max_length=200)
-    idempotency_key: str = Field(min_length=1, max_length=100)
+    points: WholeNumber = Field(ge=-10_000_000, le=10_000_000, json_schema_extra={"not": {"const": 0}},
+                                description="positive adds, negative takes away; never 0")
+    reason: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    idempotency_key: str = Field(min_length=1, max_length=100, pattern=NON_BLANK)
 
     @field_validator("points")
     @classmethod
