@@ -8,6 +8,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
+from bot.api.audit import AuditPage, AuditQuery, audit_page
 from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.fields import MAX_BIGINT
@@ -110,6 +111,12 @@ async def retry_dead_job(db, job_id: int) -> bool:
             .returning(Job.id)
         )
         return result.scalar_one_or_none() is not None
+
+
+@api.route("GET", "/api/v1/audit", summary="Admin writes, newest first: who, role, method, path, target, status",
+           roles=[Role.HQ_ADMIN], query=AuditQuery, response=AuditPage)
+async def list_audit(call: ApiCall) -> AuditPage:
+    return await audit_page(call.services.db, call.query)
 
 
 class JobPath(BaseModel):

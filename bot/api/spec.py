@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from bot.api.audit import record_write, write_target
 from bot.api.auth import Principal, Role, authenticate
 from bot.api.errors import ApiError
 from bot.api.fields import NO_NUL
@@ -81,6 +82,22 @@ class ApiRoutes:
                 principal = await authenticate(request, services.db)
                 if principal.role not in operation.roles:
                     raise ApiError(403, "forbidden", f"role {principal.role} cannot {method} {path}")
+                if method == "GET":
+                    return await answer(request, services, principal)
+                status, result = 500, None
+                try:
+                    response = await answer(request, services, principal)
+                    status, result = response.status, getattr(response, "text", None)
+                    return response
+                except ApiError as exc:
+                    status = exc.status
+                    raise
+                finally:
+                    path_params = dict(request.match_info) if status != 400 else {}
+                    await record_write(services.db, principal, method, path, request.path,
+                                       write_target(path_params, _json_or_none(result)), status)
+
+            async def answer(request: web.Request, services: Services, principal: Principal) -> web.StreamResponse:
                 reject_unstorable_text(dict(request.match_info), "path")
                 call = ApiCall(request, services, principal)
                 if operation.path_model:
@@ -103,6 +120,13 @@ class ApiRoutes:
             return function
 
         return decorator
+
+
+def _json_or_none(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 async def read_json_body(request: web.Request) -> Any:
