@@ -27,8 +27,11 @@ from bot.stores.schemas import (
     StoreOut,
     StorePatch,
 )
+from bot.wecom.client import WeComAPIError, WeComUnavailable
+from bot.wecom.client.user import USERID_NOT_FOUND
 
 ADMINS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
+INVALID_USERID, MEMBER_LEFT = 40003, 5  # WeCom's errcode for an unknown userid elsewhere; status "left"
 READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]  # a till may check a store code
 STAFF = [Role.HQ_ADMIN, Role.STORE_MANAGER]
 
@@ -50,6 +53,22 @@ async def _guide(session, userid: str) -> Guide:
     if guide is None:
         raise ApiError(404, "unknown_guide", f"no guide {userid!r}")
     return guide
+
+
+async def require_wecom_member(wecom, userid: str) -> None:
+    """A guide is a member of the corp: user/get must know the userid (422 naming it otherwise)."""
+    try:
+        member = await wecom.user.get(userid)
+    except WeComAPIError as exc:
+        if exc.errcode in (USERID_NOT_FOUND, INVALID_USERID):
+            raise ApiError(422, "unknown_wecom_user", f"WeCom has no member {userid!r}",
+                           [{"field": "userid", "problem": "not a member of the corp in WeCom"}]) from None
+        raise ApiError(502, "wecom_error", f"WeCom refused user/get: errcode {exc.errcode}") from None
+    except WeComUnavailable:
+        raise ApiError(503, "wecom_unavailable", "WeCom cannot be reached; try again") from None
+    if member.get("status") == MEMBER_LEFT:
+        raise ApiError(422, "unknown_wecom_user", f"{userid!r} has left the corp in WeCom",
+                       [{"field": "userid", "problem": "left the corp in WeCom"}])
 
 
 class StoresQuery(BaseModel):
@@ -128,6 +147,7 @@ class GuidesQuery(BaseModel):
 async def create_guide(call: ApiCall) -> GuideOut:
     body: GuideIn = call.body
     require_store_scope(call.principal, body.store_code)
+    await require_wecom_member(call.services.wecom, body.userid)  # before the transaction: a network call
     try:
         async with call.services.db.session() as session, session.begin():
             await _store(session, body.store_code)
