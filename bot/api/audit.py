@@ -4,6 +4,7 @@ answer's status. Never a body: ids name the target, so no personal data or secre
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,10 +43,14 @@ def _storable(text: str) -> str:
     return "".join("\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char for char in text)
 
 
-def write_target(path_params: dict[str, str], answer: dict | None) -> str | None:
-    """What the write was about: its path's ids, else the key of what it created."""
+def write_target(path_params: dict[str, str], answer_text: str | None) -> str | None:
+    """What the write was about: its path's ids, else the key of what it created (from its answer)."""
     if path_params:
         return ",".join(f"{name}={value}" for name, value in path_params.items())[:200]
+    try:
+        answer = json.loads(answer_text) if answer_text else None
+    except ValueError:
+        return None
     for key in TARGET_KEYS:
         if isinstance(answer, dict) and isinstance(answer.get(key), str | int):
             return f"{key}={answer[key]}"[:200]

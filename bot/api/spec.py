@@ -84,18 +84,18 @@ class ApiRoutes:
                     raise ApiError(403, "forbidden", f"role {principal.role} cannot {method} {path}")
                 if method == "GET":
                     return await answer(request, services, principal)
-                status, result = 500, None
+                # Every write that got past the role check is audited, refused ones too.
+                status, answered = 500, None
                 try:
                     response = await answer(request, services, principal)
-                    status, result = response.status, getattr(response, "text", None)
+                    status, answered = response.status, getattr(response, "text", None)
                     return response
                 except ApiError as exc:
                     status = exc.status
                     raise
                 finally:
-                    path_params = dict(request.match_info) if status != 400 else {}
                     await record_write(services.db, principal, method, path, request.path,
-                                       write_target(path_params, _json_or_none(result)), status)
+                                       write_target(dict(request.match_info), answered), status)
 
             async def answer(request: web.Request, services: Services, principal: Principal) -> web.StreamResponse:
                 reject_unstorable_text(dict(request.match_info), "path")
@@ -120,13 +120,6 @@ class ApiRoutes:
             return function
 
         return decorator
-
-
-def _json_or_none(text: str | None) -> Any:
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
 
 
 async def read_json_body(request: web.Request) -> Any:

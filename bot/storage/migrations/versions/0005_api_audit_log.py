@@ -1,4 +1,4 @@
-"""The admin API's audit log of writes.
+"""The admin API's audit log of writes; QR codes saved with a null fallback get the empty one.
 
 Revision ID: 0005_api_audit
 Revises: 0004
@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_audit")),
     )
     op.create_index("ix_api_audit_token", "api_audit", ["token_id", "id"])
+    # PATCH {"fallback": null} used to be saved (then every reader of the code failed): repair such rows.
+    op.execute("UPDATE qrcodes SET fallback = '{}' WHERE fallback IS NULL OR CAST(fallback AS TEXT) = 'null'")
 
 
 def downgrade() -> None:
