@@ -127,7 +127,8 @@ async def read_json_body(request: web.Request) -> Any:
     including nesting too deep for the parser and integer literals too long to convert."""
     try:
         return json.loads(await request.text() or "null", parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; LookupError: a charset Python does not know.
+    except (ValueError, RecursionError, LookupError) as exc:
         raise ApiError(400, "malformed_json", f"request body is not JSON: {str(exc)[:200]}") from None
 
 

@@ -110,3 +110,11 @@ async def test_a_token_with_bytes_beyond_ascii_is_unauthenticated(seeded, token)
     writer.close()
     await writer.wait_closed()
     assert status_line.split()[1] == b"401", status_line
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=no-such-codec", "application/json; charset=utf-16"])
+async def test_a_body_in_a_charset_that_does_not_decode_is_malformed_json(seeded, content_type):
+    response = await seeded.client.post("/api/v1/stores", data=b'{"code": "S9", "name": "x"}', headers={
+        **seeded.auth["hq"], "Content-Type": content_type})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "malformed_json"
