@@ -1,5 +1,6 @@
-"""Schemathesis over every operation of /api/v1/openapi.json: no input answers 5xx, and every answer
-matches the schema the document gives for it.
+"""Schemathesis over every operation of /api/v1/openapi.json: no input answers 5xx, every answer
+matches the schema the document gives for it, and data the document calls valid is accepted (or
+meets the state of the data: 404, 409, 422), so the document says truthfully what the API takes.
 
 The app runs in the test's event loop; schemathesis (synchronous, requests) runs in a thread beside
 it. Each operation is tried with generated path parameters and with the seeded rows' keys, positive
@@ -17,7 +18,7 @@ from schemathesis.checks import not_a_server_error, positive_data_acceptance, re
 from schemathesis.config import PositiveDataAcceptanceConfig
 
 EXAMPLES = 20
-# The seeded row each path parameter names, per path (a member and a coupon share the {code} name).
+# The seeded row a path parameter names where its name alone does not say (several routes use {code}).
 REAL_KEYS = {
     "/api/v1/stores/{code}": {"code": "code"},
     "/api/v1/channels/{code}": {"code": "channel"},
