@@ -84,6 +84,7 @@ async def test_conflicts_unknowns_and_patch(lbs_world):
     await world.api("POST", "/api/v1/stores", 201, json=store)
     status, data = await world.api("POST", "/api/v1/stores", json=store)
     assert (status, data["error"]["code"]) == (409, "store_exists")
+    world.emulator.add_member("u")  # a guide must be a member of the corp in WeCom
     status, data = await world.api("POST", "/api/v1/guides", json={"userid": "u", "name": "u", "store_code": "NOPE"})
     assert (status, data["error"]["code"]) == (404, "unknown_store")
     await world.api("POST", "/api/v1/guides", 201, json={"userid": "u", "name": "u", "store_code": "S1"})
@@ -115,6 +116,7 @@ async def test_store_manager_sees_and_edits_only_their_stores(lbs_world):
     status, _ = await world.api("POST", "/api/v1/guides", headers=manager,
                                 json={"userid": "x", "name": "x", "store_code": "S2"})
     assert status == 403
+    world.emulator.add_member("y")
     await world.api("POST", "/api/v1/guides", 201, headers=manager, json={"userid": "y", "name": "y", "store_code": "S1"})
     status, _ = await world.api("POST", "/api/v1/stores", headers=manager, json={"code": "S3", "name": "S3"})
     assert status == 403  # only HQ opens stores

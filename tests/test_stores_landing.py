@@ -148,6 +148,7 @@ async def test_store_without_coordinates_is_only_in_the_picker(lbs_world):
     world = lbs_world
     code = await world.seed()
     await world.api("POST", "/api/v1/stores", 201, json={"code": "SH009", "name": "无坐标店", "city": "上海"})
+    world.emulator.add_member("eve2")
     await world.api("POST", "/api/v1/guides", 201, json={"userid": "eve2", "name": "E", "store_code": "SH009"})
     offer = await world.locate(code, *CUSTOMER_GCJ)
     assert "SH009" not in [offer["store"]["code"], *[s["code"] for s in offer["nearby"]]]

@@ -64,6 +64,8 @@ async def authenticate(request: web.Request, db: Database) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")
+    if not token.isascii():  # ours are ASCII; other bytes arrive surrogate-escaped and cannot be hashed
+        raise ApiError(401, "unauthenticated", "unknown or revoked token")
     async with db.session() as session:
         row = await session.scalar(
             select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()), ApiToken.revoked_at.is_(None))

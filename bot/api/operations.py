@@ -8,8 +8,10 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
+from bot.api.audit import AuditPage, AuditQuery, audit_page
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import MAX_BIGINT
 from bot.api.spec import ApiCall, api
 from bot.storage.models import InboxEvent, Job
 
@@ -18,7 +20,7 @@ class EventsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(50, ge=1, le=500)
     status: str | None = Field(None, pattern="^(pending|handled|ignored|failed)$")
-    before_id: int | None = Field(None, ge=1, description="page: events older than this id")
+    before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: events older than this id")
 
 
 class EventOut(BaseModel):
@@ -111,15 +113,23 @@ async def retry_dead_job(db, job_id: int) -> bool:
         return result.scalar_one_or_none() is not None
 
 
+@api.route("GET", "/api/v1/audit", summary="Admin writes, newest first: who, role, method, path, target, status",
+           roles=[Role.HQ_ADMIN], query=AuditQuery, response=AuditPage)
+async def list_audit(call: ApiCall) -> AuditPage:
+    return await audit_page(call.services.db, call.query)
+
+
+class JobPath(BaseModel):
+    job_id: int = Field(ge=1, le=MAX_BIGINT)
+
+
 @api.route("POST", "/api/v1/jobs/{job_id}/retry", summary="Retry a dead-lettered job",
-           roles=[Role.HQ_ADMIN], response=JobOut)
+           roles=[Role.HQ_ADMIN], path_model=JobPath, response=JobOut)
 async def retry_job(call: ApiCall) -> JobOut:
-    raw = call.path["job_id"]
-    if not raw.isdigit():
-        raise ApiError(400, "invalid_request", "job id must be a number")
-    if not await retry_dead_job(call.services.db, int(raw)):
-        raise ApiError(409, "not_dead", f"job {raw} does not exist or is not dead")
+    job_id = call.params.job_id
+    if not await retry_dead_job(call.services.db, job_id):
+        raise ApiError(409, "not_dead", f"job {job_id} does not exist or is not dead")
     async with call.services.db.session() as session:
-        job = await session.get(Job, int(raw))
+        job = await session.get(Job, job_id)
     call.services.wake_runner()
     return JobOut.model_validate(job)

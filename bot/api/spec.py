@@ -15,8 +15,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from bot.api.audit import record_write, write_target
 from bot.api.auth import Principal, Role, authenticate
 from bot.api.errors import ApiError
+from bot.api.fields import NO_NUL
 from bot.services import SERVICES, Services
 
 
@@ -27,6 +29,7 @@ class ApiCall:
     principal: Principal
     query: Any = None
     body: Any = None
+    params: Any = None  # the path parameters, parsed, when the route declares a model for them
 
     @property
     def path(self) -> dict[str, str]:
@@ -43,6 +46,7 @@ class Operation:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
+    path_model: type[BaseModel] | None = None
 
 
 def validation_details(exc: ValidationError) -> list[dict]:
@@ -52,6 +56,7 @@ def validation_details(exc: ValidationError) -> list[dict]:
 
 
 def _parse(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    reject_unstorable_text(data, where)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -66,9 +71,9 @@ class ApiRoutes:
     def route(
         self, method: str, path: str, *, summary: str, roles: Iterable[Role],
         query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None, status: int = 200,
+        response: type[BaseModel] | None = None, status: int = 200, path_model: type[BaseModel] | None = None,
     ) -> Callable:
-        operation = Operation(method, path, summary, tuple(roles), query, body, response, status)
+        operation = Operation(method, path, summary, tuple(roles), query, body, response, status, path_model)
         self.operations.append(operation)
 
         def decorator(function: Callable[[ApiCall], Awaitable[Any]]):
@@ -77,11 +82,30 @@ class ApiRoutes:
                 principal = await authenticate(request, services.db)
                 if principal.role not in operation.roles:
                     raise ApiError(403, "forbidden", f"role {principal.role} cannot {method} {path}")
+                if method == "GET":
+                    return await answer(request, services, principal)
+                # Every write that got past the role check is audited, refused ones too.
+                status, answered = 500, None
+                try:
+                    response = await answer(request, services, principal)
+                    status, answered = response.status, getattr(response, "text", None)
+                    return response
+                except ApiError as exc:
+                    status = exc.status
+                    raise
+                finally:
+                    await record_write(services.db, principal, method, path, request.path,
+                                       write_target(dict(request.match_info), answered), status)
+
+            async def answer(request: web.Request, services: Services, principal: Principal) -> web.StreamResponse:
+                reject_unstorable_text(dict(request.match_info), "path")
                 call = ApiCall(request, services, principal)
+                if operation.path_model:
+                    call.params = _parse(operation.path_model, dict(request.match_info), "path")
                 if operation.query:
                     call.query = _parse(operation.query, dict(request.query), "query")
                 if operation.body:
-                    call.body = _parse(operation.body, await _json_body(request), "body")
+                    call.body = _parse(operation.body, await read_json_body(request), "body")
                 result = await function(call)
                 if isinstance(result, web.StreamResponse):
                     return result
@@ -98,16 +122,55 @@ class ApiRoutes:
         return decorator
 
 
-async def _json_body(request: web.Request) -> Any:
+async def read_json_body(request: web.Request) -> Any:
+    """The request's JSON body (None when empty); 400 malformed_json for anything json.loads refuses,
+    including nesting too deep for the parser and integer literals too long to convert."""
     try:
-        return json.loads(await request.text() or "null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"request body is not JSON: {exc}") from None
+        return json.loads(await request.text() or "null", parse_constant=_refuse_constant)
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; LookupError: a charset Python does not know.
+    except (ValueError, RecursionError, LookupError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not JSON: {str(exc)[:200]}") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unstorable(text: str) -> str | None:
+    # PostgreSQL text holds no NUL, and a lone surrogate cannot be encoded to UTF-8 at all.
+    if "\x00" in text:
+        return "must not contain the NUL character (\\u0000)"
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        return "must not contain a lone UTF-16 surrogate"
+    return None
+
+
+def reject_unstorable_text(data: Any, where: str) -> None:
+    """400 naming the field when a string anywhere in `data` (keys too) cannot be stored as text."""
+    problems: list[dict] = []
+
+    def walk(value: Any, loc: tuple) -> None:
+        if isinstance(value, str):
+            if problem := _unstorable(value):
+                problems.append({"field": ".".join(map(str, loc)) or where, "problem": problem})
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and (problem := _unstorable(key)):
+                    problems.append({"field": ".".join(map(str, loc)) or where, "problem": "a key " + problem})
+                    continue
+                walk(item, (*loc, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*loc, index))
+
+    walk(data, ())
+    if problems:
+        raise ApiError(400, "invalid_request", f"invalid {where}", problems[:20])
 
 
 def openapi_document(operations: Iterable[Operation], title: str, version: str) -> dict:
     operations = list(operations)
-    models = {m for op in operations for m in (op.query, op.body, op.response) if m is not None}
+    models = {m for op in operations for m in (op.body, op.response) if m is not None}
     _, schemas = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -119,7 +182,8 @@ def openapi_document(operations: Iterable[Operation], title: str, version: str) 
             "description": "Roles: " + ", ".join(r.value for r in op.roles),
             "security": [{"bearer": []}],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True,
+                 "schema": _field_schema(op.path_model, name) if op.path_model else {"type": "string"}}
                 for name in _path_params(op.path)
             ],
             "responses": {
@@ -137,7 +201,7 @@ def openapi_document(operations: Iterable[Operation], title: str, version: str) 
             for name, field in op.query.model_fields.items():
                 entry["parameters"].append(
                     {"name": name, "in": "query", "required": field.is_required(),
-                     "schema": op.query.model_json_schema()["properties"][name]}
+                     "schema": _field_schema(op.query, name)}
                 )
         if op.body:
             entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
@@ -148,12 +212,30 @@ def openapi_document(operations: Iterable[Operation], title: str, version: str) 
         "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
     }
+    _say_no_nul(paths)
+    _say_no_nul(components)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _say_no_nul(node: Any) -> None:
+    """Every string schema says what reject_unstorable_text enforces: no NUL (own patterns already do)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
+            node["pattern"] = NO_NUL
+        for value in node.values():
+            _say_no_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _say_no_nul(value)
+
+
+def _field_schema(model: type[BaseModel], name: str) -> dict:
+    return model.model_json_schema()["properties"][name]
 
 
 def _ref(model: type[BaseModel]) -> dict:

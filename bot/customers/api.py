@@ -15,11 +15,13 @@ import bot.customers.followup  # noqa: F401  (registers the welcome and enrich j
 import bot.customers.handover  # noqa: F401  (registers the handover route)
 from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
+from bot.api.fields import MAX_BIGINT
 from bot.api.spec import ApiCall, api
 from bot.customers.models import Customer, CustomerBinding
 from bot.stores.models import Channel, Guide, Store
 
-ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE, Role.INTEGRATION]
+# Not the integration role: a till finds members through /api/v1/members and needs no customer lists.
+ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE]
 
 
 def scoped(statement, principal: Principal):
@@ -37,7 +39,7 @@ class CustomersQuery(BaseModel):
     channel_code: str | None = None
     status: str | None = Field(None, pattern="^(bound|unbound)$")
     tag: str | None = Field(None, description="customers carrying this tag name")
-    before_id: int | None = Field(None, ge=1, description="page: customers older than this id")
+    before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: customers older than this id")
     limit: int = Field(50, ge=1, le=500)
 
 

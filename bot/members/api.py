@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import MAX_BIGINT, NON_BLANK
 from bot.api.spec import ApiCall, api
 from bot.members import ledger
 from bot.members.api_schemas import (
@@ -20,6 +21,7 @@ from bot.members.api_schemas import (
     EntryOut,
     LedgerPage,
     MemberOut,
+    member_in_scope,
     member_out,
     scoped_member,
 )
@@ -28,15 +30,18 @@ from bot.members.members import create_member, find_member, merge_members
 from bot.members.models import Coupon, CouponTemplate, Member, MemberAudit, PointsEntry
 
 READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE, Role.INTEGRATION]
+STAFF = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE]  # a till needs the balance, not the history
 
 
 class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    external_userid: str | None = Field(None, min_length=1, max_length=64)
-    unionid: str | None = Field(None, min_length=1, max_length=64)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("external_userid", "unionid", "phone")]})
+    external_userid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
+    unionid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
     phone: str | None = Field(None, pattern=PHONE)
     name: str = Field("", max_length=100)
-    level: str = Field("normal", min_length=1, max_length=20)
+    level: str = Field("normal", min_length=1, max_length=20, pattern=NON_BLANK)
     birthday: dt.date | None = None
     referrer_member_no: str | None = Field(None, max_length=20)
 
@@ -78,13 +83,13 @@ class MemberPage(BaseModel):
            roles=READERS, query=MemberLookup, response=MemberPage)
 async def lookup_members(call: ApiCall) -> MemberPage:
     q: MemberLookup = call.query
-    if not any(q.model_dump().values()):
-        raise ApiError(400, "invalid_request", "give member_no, external_userid, unionid or phone")
+    if not any(q.model_dump().values()):  # a rule between fields, which the schema cannot state
+        raise ApiError(422, "invalid_request", "give member_no, external_userid, unionid or phone")
     async with call.services.db.session() as session:
         member = await find_member(session, **q.model_dump())
-        if member is None:
+        if member is None or not await member_in_scope(call, session, member):
+            # Someone else's customer answers exactly as an unknown one: no number, no oracle.
             return MemberPage(members=[])
-        member = await scoped_member(call, session, member.member_no)
         return MemberPage(members=[await member_out(session, member)])
 
 
@@ -98,11 +103,11 @@ async def get_member_route(call: ApiCall) -> MemberOut:
 class LedgerQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(50, ge=1, le=500)
-    before_id: int | None = Field(None, ge=1)
+    before_id: int | None = Field(None, ge=1, le=MAX_BIGINT)
 
 
 @api.route("GET", "/api/v1/members/{member_no}/ledger", summary="Points entries, newest first (with merged records)",
-           roles=READERS, query=LedgerQuery, response=LedgerPage)
+           roles=STAFF, query=LedgerQuery, response=LedgerPage)
 async def member_ledger(call: ApiCall) -> LedgerPage:
     q: LedgerQuery = call.query
     async with call.services.db.session() as session:

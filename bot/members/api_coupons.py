@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import MAX_FEN, MAX_INT, NON_BLANK, WholeNumber, whole
 from bot.api.spec import ApiCall, api
 from bot.members import coupons, ledger
 from bot.members.api_schemas import CouponOut, scoped_member
@@ -17,24 +18,44 @@ from bot.members.errors import MemberError
 from bot.members.members import get_member
 from bot.members.models import Coupon, CouponTemplate, MemberAudit
 
-Fen = StrictInt  # money: whole fen, never a float
+Fen = WholeNumber  # money: whole fen (12800 or 12800.0), never a fraction
+
+
+def _when_kind(kind: str, then: dict) -> dict:
+    return {"if": {"properties": {"kind": {"const": kind}}}, "then": then}
+
+
+# What _consistent checks, said in the OpenAPI document (all but valid_until after valid_from).
+TEMPLATE_RULES = {
+    "allOf": [
+        _when_kind("cash", {"required": ["value_fen"], "properties": {"value_fen": {"minimum": 1}}}),
+        _when_kind("discount", {"required": ["discount_percent"],
+                                "properties": {"discount_percent": {"type": "integer"}}}),
+        _when_kind("gift", {"required": ["gift_name"],
+                            "properties": {"gift_name": {"type": "string", "pattern": NON_BLANK}}}),
+    ],
+    "oneOf": [
+        {"required": ["valid_days"], "properties": {"valid_days": {"type": "integer"}}},
+        {"required": ["valid_until"], "properties": {"valid_until": {"type": "string"}}},
+    ],
+}
 
 
 class TemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=TEMPLATE_RULES)
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    name: str = Field(min_length=1, max_length=60)
+    name: str = Field(min_length=1, max_length=60, pattern=NON_BLANK)
     kind: Literal["cash", "discount", "gift"]
-    value_fen: Fen = Field(0, ge=0)
-    discount_percent: StrictInt | None = Field(None, ge=1, le=99, description="85 = pay 85 % (8.5折)")
+    value_fen: Fen = Field(0, ge=0, le=MAX_FEN)
+    discount_percent: whole(1, 99) | None = Field(None, description="85 = pay 85 % (8.5折)")
     gift_name: str | None = Field(None, max_length=60)
-    min_spend_fen: Fen = Field(0, ge=0)
-    valid_days: StrictInt | None = Field(None, ge=1, le=3650)
+    min_spend_fen: Fen = Field(0, ge=0, le=MAX_FEN)
+    valid_days: whole(1, 3650) | None = None
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
-    stock: StrictInt | None = Field(None, ge=0)
-    per_member_limit: StrictInt | None = Field(None, ge=1)
-    points_price: StrictInt | None = Field(None, ge=1)
+    stock: whole(0, MAX_INT) | None = None
+    per_member_limit: whole(1, MAX_INT) | None = None
+    points_price: whole(1, MAX_INT) | None = None
     description: str = Field("", max_length=2000)
 
     @model_validator(mode="after")
@@ -47,8 +68,6 @@ class TemplateIn(BaseModel):
             raise ValueError("a gift coupon needs gift_name")
         if (self.valid_days is None) == (self.valid_until is None):
             raise ValueError("give either valid_days (from issue) or valid_until (a fixed window)")
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
         return self
 
 
@@ -79,6 +98,11 @@ async def list_templates(call: ApiCall) -> TemplatePage:
 @api.route("POST", "/api/v1/coupon-templates", summary="Create a coupon template", roles=[Role.HQ_ADMIN],
            body=TemplateIn, response=TemplateOut, status=201)
 async def create_template(call: ApiCall) -> TemplateOut:
+    body: TemplateIn = call.body
+    if body.valid_from and body.valid_until and body.valid_until <= body.valid_from:
+        # Well-formed (a schema cannot compare two fields) but meaningless: 422, as for references.
+        raise ApiError(422, "empty_window", "the coupon would never be valid",
+                       [{"field": "valid_until", "problem": "must be after valid_from"}])
     try:
         async with call.services.db.session() as session, session.begin():
             template = CouponTemplate(**call.body.model_dump(), issued_count=0, active=True)
@@ -131,7 +155,7 @@ class RedeemIn(BaseModel):
     member_no: str | None = Field(None, description="refused if the coupon belongs to someone else")
     order_no: str | None = Field(None, max_length=64)
     store_code: str | None = Field(None, max_length=32)
-    spend_fen: Fen | None = Field(None, ge=0)
+    spend_fen: whole(0, MAX_FEN) | None = None
 
 
 @api.route("POST", "/api/v1/coupons/{code}/redeem", summary="Redeem a coupon at a till (idempotent)",
@@ -148,7 +172,7 @@ async def redeem_route(call: ApiCall) -> CouponOut:
 
 class VoidIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
 
 
 @api.route("POST", "/api/v1/coupons/{code}/void", summary="Void a coupon (audited)", roles=[Role.HQ_ADMIN],

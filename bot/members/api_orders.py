@@ -6,12 +6,13 @@ import datetime as dt
 from typing import Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
-from bot.api.spec import ApiCall, _json_body, _parse, api
+from bot.api.fields import MAX_FEN, NON_BLANK, WholeNumber
+from bot.api.spec import ApiCall, _parse, api, read_json_body
 from bot.members import orders
 from bot.members.api_schemas import PHONE
 from bot.members.config import members_config
@@ -20,31 +21,44 @@ from bot.members.models import Member, Order
 
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=100)
-    qty: StrictInt = Field(ge=1, le=100_000)
-    price_fen: StrictInt = Field(ge=0, description="unit price in fen (分)")
+    sku: str = Field(min_length=1, max_length=64, pattern=NON_BLANK)
+    name: str = Field(min_length=1, max_length=100, pattern=NON_BLANK)
+    qty: WholeNumber = Field(ge=1, le=100_000)
+    price_fen: WholeNumber = Field(ge=0, le=MAX_FEN, description="unit price in fen (分)")
+
+
+BUYER = ("member_no", "external_userid", "unionid", "phone")
+# What _consistent checks, said in the OpenAPI document.
+ORDER_RULES = {"allOf": [
+    {"if": {"properties": {"channel": {"const": "store"}}},
+     "then": {"required": ["store_code"], "properties": {"store_code": {"type": "string", "pattern": NON_BLANK}}}},
+    {"if": {"properties": {"coupon_codes": {"minItems": 1}}, "required": ["coupon_codes"]},
+     "then": {"anyOf": [{"required": [name], "properties": {name: {"type": "string", "pattern": NON_BLANK}}}
+                        for name in BUYER]}},
+]}
 
 
 class OrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=ORDER_RULES)
     order_no: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     member_no: str | None = Field(None, max_length=20)
-    external_userid: str | None = Field(None, min_length=1, max_length=64)
-    unionid: str | None = Field(None, min_length=1, max_length=64)
+    external_userid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
+    unionid: str | None = Field(None, min_length=1, max_length=64, pattern=NON_BLANK)
     phone: str | None = Field(None, pattern=PHONE)
     store_code: str | None = Field(None, max_length=32)
     guide_userid: str | None = Field(None, max_length=64)
     channel: Literal["store", "online"]
-    amount_fen: StrictInt = Field(ge=0, le=10**11, description="amount paid, in fen (分): 12800 = ¥128.00")
+    amount_fen: WholeNumber = Field(ge=0, le=MAX_FEN, description="amount paid, in fen (分): 12800 = ¥128.00")
     items: list[OrderItem] = Field(default_factory=list, max_length=500)
-    coupon_codes: list[str] = Field(default_factory=list, max_length=20)
+    coupon_codes: list[str] = Field(default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True})
     paid_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _store_orders_name_a_store(self):
+    def _consistent(self):
         if self.channel == "store" and not self.store_code:
             raise ValueError("a store order needs store_code")
+        if self.coupon_codes and not any(getattr(self, name) for name in BUYER):
+            raise ValueError("coupons are used by a member: give member_no or an identity")
         if len(set(self.coupon_codes)) != len(self.coupon_codes):
             raise ValueError("coupon_codes has duplicates")
         return self
@@ -110,7 +124,7 @@ class RefundIn(BaseModel):
            roles=[Role.INTEGRATION, Role.HQ_ADMIN], response=OrderOut)
 async def refund_route(call: ApiCall) -> OrderOut:
     # The body ({"reason": …}) is optional: a till may send nothing.
-    raw = await _json_body(call.request)
+    raw = await read_json_body(call.request)
     body = RefundIn() if raw is None else _parse(RefundIn, raw, "body")
     async with call.services.db.session() as session, session.begin():
         order = await orders.refund_order(session, members_config(), call.path["order_no"], body.reason)

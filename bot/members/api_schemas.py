@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
+from bot.api.fields import NON_BLANK, WholeNumber
 from bot.api.spec import ApiCall
 from bot.customers.models import Customer
 from bot.members import coupons, ledger, lifecycle
@@ -56,19 +57,22 @@ async def member_out(session: AsyncSession, member: Member) -> MemberOut:
 async def scoped_member(call: ApiCall, session: AsyncSession, member_no: str) -> Member:
     """The member, if the caller may see it: store managers their stores' customers, guides their own."""
     member = await get_member(session, member_no)
-    principal = call.principal
-    if principal.role in (Role.HQ_ADMIN, Role.INTEGRATION):
-        return member
-    customer = member.external_userid and await session.scalar(
-        select(Customer).where(Customer.external_userid == member.external_userid))
-    visible = bool(customer) and (
-        principal.can_see_store(customer.store_code) if principal.role == Role.STORE_MANAGER
-        else customer.guide_userid == principal.guide_userid
-    )
-    if not visible:
+    if not await member_in_scope(call, session, member):
         # Same answer as a missing member: a scoped caller learns nothing about others' customers.
         raise ApiError(404, "member_not_found", f"no member {member_no}")
     return member
+
+
+async def member_in_scope(call: ApiCall, session: AsyncSession, member: Member) -> bool:
+    principal = call.principal
+    if principal.role in (Role.HQ_ADMIN, Role.INTEGRATION):
+        return True
+    customer = member.external_userid and await session.scalar(
+        select(Customer).where(Customer.external_userid == member.external_userid))
+    return bool(customer) and (
+        principal.can_see_store(customer.store_code) if principal.role == Role.STORE_MANAGER
+        else customer.guide_userid == principal.guide_userid
+    )
 
 
 class EntryOut(BaseModel):
@@ -91,9 +95,10 @@ class LedgerPage(BaseModel):
 
 class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    points: StrictInt = Field(description="positive adds, negative takes away; never 0")
-    reason: str = Field(min_length=1, max_length=200)
-    idempotency_key: str = Field(min_length=1, max_length=100)
+    points: WholeNumber = Field(ge=-10_000_000, le=10_000_000, json_schema_extra={"not": {"const": 0}},
+                                description="positive adds, negative takes away; never 0")
+    reason: str = Field(min_length=1, max_length=200, pattern=NON_BLANK)
+    idempotency_key: str = Field(min_length=1, max_length=100, pattern=NON_BLANK)
 
     @field_validator("points")
     @classmethod

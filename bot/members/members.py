@@ -93,11 +93,10 @@ async def _link_identities(session: AsyncSession, member: Member, identities: di
 async def merge_members(session: AsyncSession, *, keep_no: str, merge_no: str, actor: str) -> Member:
     """Fold `merge_no` into `keep_no`: its points (with their expiry), coupons and identities move;
     its ledger stays under its own id, marked merged, so the history is complete."""
-    if keep_no == merge_no:
-        raise MemberError(400, "invalid_request", "cannot merge a member into itself")
     keep, gone = await get_member(session, keep_no), await get_member(session, merge_no)
-    if keep.id == gone.id:
-        raise MemberError(409, "already_merged", f"{merge_no} is already merged into {keep_no}")
+    if keep.id == gone.id:  # the same number twice, or merged before: nothing to do (a state, not bad input)
+        raise MemberError(409, "already_merged", f"{merge_no} is {keep_no}" if keep_no == merge_no
+                          else f"{merge_no} is already merged into {keep_no}")
     # Lock in id order so two opposite merges cannot deadlock.
     first, second = sorted((keep.id, gone.id))
     locked = {first: await ledger.lock_member(session, first), second: await ledger.lock_member(session, second)}

@@ -80,7 +80,13 @@ async def record_order(session: AsyncSession, config: MembersConfig, body: dict)
             session.add(order)
             await session.flush()
     except IntegrityError:
-        raise MemberError(409, "duplicate_order", f"order {body['order_no']} is being recorded concurrently") from None
+        # A concurrent request recorded it first (PostgreSQL waited for its commit): the same content
+        # is a replay like any other, other content is a conflict.
+        existing = await session.scalar(select(Order).where(Order.order_no == body["order_no"]))
+        if existing is None or existing.request_hash != digest:
+            raise MemberError(409, "duplicate_order",
+                              f"order {body['order_no']} was already recorded with other content") from None
+        return existing, False
     if member is None:
         return order, True
     now = utcnow()

@@ -27,9 +27,13 @@ from bot.stores.schemas import (
     StoreOut,
     StorePatch,
 )
+from bot.wecom.client import WeComAPIError, WeComUnavailable
+from bot.wecom.client.user import USERID_NOT_FOUND
 
 ADMINS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
-READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]
+INVALID_USERID, MEMBER_LEFT = 40003, 5  # WeCom's errcode for an unknown userid elsewhere; status "left"
+READERS = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.INTEGRATION]  # a till may check a store code
+STAFF = [Role.HQ_ADMIN, Role.STORE_MANAGER]
 
 
 def require_store_scope(principal: Principal, store_code: str) -> None:
@@ -49,6 +53,22 @@ async def _guide(session, userid: str) -> Guide:
     if guide is None:
         raise ApiError(404, "unknown_guide", f"no guide {userid!r}")
     return guide
+
+
+async def require_wecom_member(wecom, userid: str) -> None:
+    """A guide is a member of the corp: user/get must know the userid (422 naming it otherwise)."""
+    try:
+        member = await wecom.user.get(userid)
+    except WeComAPIError as exc:
+        if exc.errcode in (USERID_NOT_FOUND, INVALID_USERID):
+            raise ApiError(422, "unknown_wecom_user", f"WeCom has no member {userid!r}",
+                           [{"field": "userid", "problem": "not a member of the corp in WeCom"}]) from None
+        raise ApiError(502, "wecom_error", f"WeCom refused user/get: errcode {exc.errcode}") from None
+    except WeComUnavailable:
+        raise ApiError(503, "wecom_unavailable", "WeCom cannot be reached; try again") from None
+    if member.get("status") == MEMBER_LEFT:
+        raise ApiError(422, "unknown_wecom_user", f"{userid!r} has left the corp in WeCom",
+                       [{"field": "userid", "problem": "left the corp in WeCom"}])
 
 
 class StoresQuery(BaseModel):
@@ -109,8 +129,10 @@ async def patch_store(call: ApiCall) -> StoreOut:
         store = await _store(session, call.path["code"])
         for name, value in changes.items():
             setattr(store, name, value)
+        await session.flush()
+        out = StoreOut.model_validate(store)  # before the commit: what cannot be answered is not saved
     await stores_changed(call.services.kv)
-    return StoreOut.model_validate(store)
+    return out
 
 
 class GuidesQuery(BaseModel):
@@ -125,6 +147,7 @@ class GuidesQuery(BaseModel):
 async def create_guide(call: ApiCall) -> GuideOut:
     body: GuideIn = call.body
     require_store_scope(call.principal, body.store_code)
+    await require_wecom_member(call.services.wecom, body.userid)  # before the transaction: a network call
     try:
         async with call.services.db.session() as session, session.begin():
             await _store(session, body.store_code)
@@ -137,7 +160,7 @@ async def create_guide(call: ApiCall) -> GuideOut:
     return GuideOut.model_validate(guide)
 
 
-@api.route("GET", "/api/v1/guides", summary="Guides (store managers: of their stores)", roles=READERS,
+@api.route("GET", "/api/v1/guides", summary="Guides (store managers: of their stores)", roles=STAFF,
            query=GuidesQuery, response=GuideList)
 async def list_guides(call: ApiCall) -> GuideList:
     q: GuidesQuery = call.query
@@ -151,6 +174,16 @@ async def list_guides(call: ApiCall) -> GuideList:
     async with call.services.db.session() as session:
         rows = (await session.scalars(statement)).all()
     return GuideList(guides=[GuideOut.model_validate(row) for row in rows])
+
+
+@api.route("GET", "/api/v1/guides/{userid}", summary="One guide (store managers: of their stores)", roles=STAFF,
+           response=GuideOut)
+async def get_guide(call: ApiCall) -> GuideOut:
+    async with call.services.db.session() as session:
+        guide = await _guide(session, call.path["userid"])
+    if not call.principal.can_see_store(guide.store_code):
+        raise ApiError(404, "unknown_guide", f"no guide {call.path['userid']!r}")  # as if it did not exist
+    return GuideOut.model_validate(guide)
 
 
 @api.route("PATCH", "/api/v1/guides/{userid}", summary="Change a guide (status, limit, hours, store…)",
@@ -170,4 +203,5 @@ async def patch_guide(call: ApiCall) -> GuideOut:
             )
         for name, value in changes.items():
             setattr(guide, name, value)
-    return GuideOut.model_validate(guide)
+        await session.flush()
+        return GuideOut.model_validate(guide)  # before the commit: what cannot be answered is not saved

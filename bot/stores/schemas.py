@@ -6,17 +6,29 @@ The importer validates each CSV row with the same models, so a rule lives in one
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.api.fields import NON_BLANK, both_or_neither
 from bot.lbs import CoordSystem, InvalidCoordinates, to_gcj02
-from bot.stores.hours import InvalidHours, validate_hours
+from bot.stores.hours import DAYS, InvalidHours, validate_hours
 
 CODE = r"^[A-Za-z0-9_-]+$"
 StoreStatus = Literal["open", "closed", "paused"]
 GuideStatus = Literal["active", "on_leave", "resigned"]
 GuideRule = Literal["round_robin", "least_loaded", "fixed"]
+# What validate_hours accepts, said in the OpenAPI document.
+_RANGE = {"type": "string", "pattern": r"^\s*([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)\s*$"}
+HOURS_SCHEMA = {"type": "object", "propertyNames": {"enum": list(DAYS)},
+                "additionalProperties": {"anyOf": [_RANGE, {"type": "array", "items": _RANGE}]},
+                "examples": [{"mon": ["10:00-22:00"], "sat": "09:00-23:00"}]}
+Hours = Annotated[dict, Field(json_schema_extra=HOURS_SCHEMA)]
+# Ranges checked by to_gcj02 (its messages name latitude/longitude, also for CSV rows); said here.
+Latitude = Annotated[float, Field(json_schema_extra={"minimum": -90, "maximum": 90})]
+Longitude = Annotated[float, Field(json_schema_extra={"minimum": -180, "maximum": 180})]
+TagName = Annotated[str, Field(min_length=1, max_length=30, pattern=NON_BLANK)]
+COORDINATES = {"allOf": both_or_neither("lat", "lng")}
 
 
 def _hours(value):
@@ -40,16 +52,16 @@ def _coordinates_to_gcj02(model):
 
 
 class StoreIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=COORDINATES)
     code: str = Field(min_length=1, max_length=32, pattern=CODE)
     name: str = Field(min_length=1, max_length=100)
     city: str = Field("", max_length=50)
     address: str = Field("", max_length=300)
-    lat: float | None = None
-    lng: float | None = None
+    lat: Latitude | None = None
+    lng: Longitude | None = None
     coord_system: CoordSystem = CoordSystem.GCJ02
     status: StoreStatus = "open"
-    opening_hours: dict | None = None
+    opening_hours: Hours | None = None
 
     @field_validator("opening_hours")
     @classmethod
@@ -61,16 +73,18 @@ class StoreIn(BaseModel):
         return _coordinates_to_gcj02(self)
 
 
+# In a PATCH, a field left out stays as it is; null is accepted only where the column may be empty
+# (position, hours), so a field typed without `| None` below defaults to None yet refuses null.
 class StorePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=100)
-    city: str | None = Field(None, max_length=50)
-    address: str | None = Field(None, max_length=300)
-    lat: float | None = None
-    lng: float | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=COORDINATES)
+    name: str = Field(None, min_length=1, max_length=100)
+    city: str = Field(None, max_length=50)
+    address: str = Field(None, max_length=300)
+    lat: Latitude | None = Field(None, description="null with lng null: no position")
+    lng: Longitude | None = None
     coord_system: CoordSystem = CoordSystem.GCJ02
-    status: StoreStatus | None = None
-    opening_hours: dict | None = None
+    status: StoreStatus = None
+    opening_hours: Hours | None = Field(None, description="null: always open")
 
     @field_validator("opening_hours")
     @classmethod
@@ -106,7 +120,7 @@ class GuideIn(BaseModel):
     store_code: str = Field(min_length=1, max_length=32)
     status: GuideStatus = "active"
     daily_add_limit: int = Field(100, ge=0, le=100_000)
-    working_hours: dict | None = None
+    working_hours: Hours | None = None
     is_backup: bool = False
 
     @field_validator("working_hours")
@@ -116,13 +130,13 @@ class GuideIn(BaseModel):
 
 
 class GuidePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=100)
-    store_code: str | None = Field(None, min_length=1, max_length=32)
-    status: GuideStatus | None = None
-    daily_add_limit: int | None = Field(None, ge=0, le=100_000)
-    working_hours: dict | None = None
-    is_backup: bool | None = None
+    model_config = ConfigDict(extra="forbid")  # null only where the column may be empty (see StorePatch)
+    name: str = Field(None, min_length=1, max_length=100)
+    store_code: str = Field(None, min_length=1, max_length=32)
+    status: GuideStatus = None
+    daily_add_limit: int = Field(None, ge=0, le=100_000)
+    working_hours: Hours | None = Field(None, description="null: the store's hours")
+    is_backup: bool = None
 
     @field_validator("working_hours")
     @classmethod
@@ -149,7 +163,7 @@ class ChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=32, pattern=CODE)
     name: str = Field(min_length=1, max_length=100)
-    tag_names: list[str] = Field(default_factory=list, max_length=20)
+    tag_names: list[TagName] = Field(default_factory=list, max_length=20)
     welcome_text: str | None = Field(None, max_length=1300, description="≤4000 bytes once encoded")
     benefit_template_code: str | None = Field(None, max_length=32)
     benefit_text: str | None = Field(None, max_length=100, description="the new-member benefit on the landing page")

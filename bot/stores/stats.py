@@ -11,10 +11,11 @@ import datetime as dt
 from collections import defaultdict
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from bot.api.auth import Role
+from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
 from bot.customers.binding import LOSSES
 from bot.customers.models import CustomerBinding
@@ -24,6 +25,10 @@ from bot.stores.hours import CHINA, china_day_start
 from bot.stores.models import FunnelEvent, Guide
 
 ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
+# Any date is accepted; the report covers only days the service can have data for (and that
+# datetime can represent once shifted to UTC: 0001-01-01 and 9999-12-31 cannot).
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)
+MAX_DAYS = 367  # since…until, both inclusive
 GROUP_COLUMNS = {"code": FunnelEvent.qrcode_code, "channel": FunnelEvent.channel_code,
                  "store": FunnelEvent.store_code, "guide": FunnelEvent.guide_userid}
 
@@ -33,18 +38,16 @@ class Period(BaseModel):
     since: dt.date | None = Field(None, description="first day (China time); default: 30 days ago")
     until: dt.date | None = Field(None, description="last day, inclusive; default: today")
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.since and self.until and self.since > self.until:
-            raise ValueError("since is after until")
-        if self.since and self.until and (self.until - self.since).days > 366:
-            raise ValueError("at most 366 days at once")
-        return self
-
     def bounds(self, default_days: int) -> tuple[dt.datetime, dt.datetime]:
         today = utcnow().astimezone(CHINA).date()
-        until = self.until or today
-        since = self.since or until - dt.timedelta(days=default_days - 1)
+        # Rules between the two fields, which a schema cannot state: 422 (the query itself is valid).
+        if self.since and self.until and self.since > self.until:
+            raise ApiError(422, "invalid_request", "since is after until", [{"field": "since", "problem": "after until"}])
+        if self.since and self.until and (self.until - self.since).days >= MAX_DAYS:
+            raise ApiError(422, "invalid_request", f"at most {MAX_DAYS} days at once",
+                           [{"field": "until", "problem": f"more than {MAX_DAYS} days after since"}])
+        until = min(max(self.until or today, FIRST_DAY), LAST_DAY)
+        since = min(max(self.since or until - dt.timedelta(days=default_days - 1), FIRST_DAY), LAST_DAY)
         start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
         end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
         return start, end

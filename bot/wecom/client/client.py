@@ -26,6 +26,7 @@ from .kf import KfAPI
 from .message import MessageAPI
 from .ratelimit import RateLimiter
 from .token import TokenCache
+from .user import UserAPI
 
 log = logging.getLogger("bot.wecom.api")
 
@@ -82,6 +83,7 @@ class WeComClient:
         self.externalcontact = ExternalContactAPI(self)
         self.message = MessageAPI(self)
         self.kf = KfAPI(self)
+        self.user = UserAPI(self)
 
     def _secret(self, name: str) -> str:
         try:
