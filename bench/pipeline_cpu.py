@@ -114,8 +114,10 @@ class Service:
         commands = [["serve", "--no-jobs"], ["worker"]] if postgres else [["serve"]]
         for i, command in enumerate(commands):
             process_env = {**env, COUNTS_ENV: str(workdir / f"counts-{i}.json")}
+            output = (workdir / f"service-{i}.log").open("ab")
             self.processes.append(subprocess.Popen(
-                [sys.executable, __file__, "--as-service", *command], env=process_env, cwd=workdir))
+                [sys.executable, __file__, "--as-service", *command], env=process_env, cwd=workdir,
+                stdout=output, stderr=subprocess.STDOUT))
 
     def cpu_seconds(self) -> float:
         import psutil
@@ -185,12 +187,17 @@ async def open_loop(count: int, rate: float, act) -> float:
     return time.perf_counter() - started
 
 
-async def measure(service: Service, state, url: str, label: str, events: int, run, done) -> dict:
+async def measure(service: Service, state, url: str, label: str, events: int, run, done, latencies) -> dict:
+    """Run, then wait until `done()` (every answer delivered) or the queue is empty (some never will be)."""
     calls_before, counts_before, cpu_before = len(state.calls), await service.counts(), service.cpu_seconds()
     wall = time.perf_counter()
     posting = await run()
-    await wait_until(done, 120 + events, label)
-    await wait_until(lambda: _no_jobs(url), 120, f"{label}: jobs to finish")
+
+    async def finished() -> bool:
+        return await done() or await _no_jobs(url)
+
+    await wait_until(finished, 300 + events, label)
+    await wait_until(lambda: _no_jobs(url), 300, f"{label}: jobs to finish")
     wall = time.perf_counter() - wall
     cpu = service.cpu_seconds() - cpu_before
     counts = await service.counts()
@@ -198,11 +205,17 @@ async def measure(service: Service, state, url: str, label: str, events: int, ru
     calls = collections.Counter(call["path"] for call in list(state.calls)[calls_before:])
     result = {"what": label, "events": events, "posting_s": round(posting, 1), "wall_s": round(wall, 1),
               "cpu_s": round(cpu, 2), "cpu_ms_per_event": round(cpu * 1000 / events, 2),
+              "delivered": len(latencies()), "latency_ms": percentiles(latencies()),
               "statements_per_event": round(counts["statements"] / events, 1),
               "transactions_per_event": round(counts["transactions"] / events, 1),
               "wecom_calls_per_event": {path: round(n / events, 2) for path, n in sorted(calls.items())}}
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return result
+
+
+def percentiles(values: list[float]) -> dict:
+    ordered = sorted(values) or [float("nan")]
+    return {f"p{q}": round(ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1) for q in (50, 99)}
 
 
 async def _no_jobs(url: str) -> bool:
@@ -230,13 +243,18 @@ async def main(args) -> list[dict]:
     await fresh_database(url, args.redis)
     scanned = await seed(url)
 
-    delivered = collections.Counter()
+    delivered, sent_at, arrived_at = collections.Counter(), {}, {}
     state = EmulatorState(record_limit=10**6)
     original_deliver = state.deliver
 
     def counting_deliver(channel, **message):
         delivered[channel] += 1
+        arrived_at.setdefault((channel, message.get("to")), time.perf_counter())
         return original_deliver(channel, **message)
+
+    def latencies(channel: str, prefix: str) -> list[float]:
+        return [(arrived_at[(channel, who)] - at) * 1000 for who, at in sent_at.items()
+                if who.startswith(prefix) and (channel, who) in arrived_at]
 
     state.deliver = counting_deliver
     for userid, _ in scanned:
@@ -271,6 +289,7 @@ async def main(args) -> list[dict]:
             def adds(prefix: str, count: int, rate: float):
                 async def add(i: int) -> dict:
                     userid, way_state = rng.choice(scanned)
+                    sent_at[f"wm{prefix}{i:06d}"] = time.perf_counter()
                     return await driver.customer_adds_guide(f"wm{prefix}{i:06d}", userid, way_state, f"客户{i}")
 
                 async def run() -> float:
@@ -293,11 +312,14 @@ async def main(args) -> list[dict]:
             welcomed_before = delivered["welcome"]
             results.append(await measure(
                 service, state, url, f"customer add at {args.rate}/s", args.adds, adds("B", args.adds, args.rate),
-                lambda: all_welcomed(welcomed_before + args.adds)))
+                lambda: all_welcomed(welcomed_before + args.adds), lambda: latencies("welcome", "wmB")))
 
             askers = [f"wmB{i:06d}" for i in range(args.questions)]
 
+            asked_at = {}
+
             async def ask(i: int) -> dict:
+                asked_at[askers[i]] = time.perf_counter()
                 return await driver.customer_writes_kf(KF, askers[i], "我还有多少积分？")
 
             async def run_questions() -> float:
@@ -310,7 +332,8 @@ async def main(args) -> list[dict]:
 
             if askers:
                 results.append(await measure(service, state, url, f"kf question at {args.question_rate}/s",
-                                             len(askers), run_questions, all_answered))
+                                             len(askers), run_questions, all_answered, lambda: [
+                    (arrived_at[("kf", who)] - at) * 1000 for who, at in asked_at.items() if ("kf", who) in arrived_at]))
     finally:
         service.stop()
         await emulator.cleanup()
