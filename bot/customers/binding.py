@@ -15,10 +15,10 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
-from bot.stores.contact_ways import decode_state
+from bot.stores.contact_ways import STATE_MAX
 from bot.stores.funnel import code_that_showed, funnel_row
-from bot.stores.models import Channel, Guide, Store
 
 log = logging.getLogger("bot.customers.binding")
 
@@ -65,7 +65,7 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
         return None
     state = event.get("State") or ""
     # No state, or one we never issued: bind to the guide's own store as a direct add.
-    channel_code, store_code, decoded = await channel_and_store(session, state, userid)
+    channel_code, store_code, decoded = await channel_and_store(ctx.services, state, userid, session)
     source = "scan" if decoded else "direct"
     if state and not decoded:
         log.warning("state %r does not decode; bound as direct", state)
@@ -89,7 +89,9 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
             undecodable_state=state if state and not decoded else None,
         ))
         await session.flush()
-    if is_new_customer:  # the coupon the welcome announced, issued by its own job (once per member)
+    # The welcome job grants the new-member benefit it announces; without a welcome code (the guide
+    # greets from the console) a job of its own does (once per member either way).
+    if is_new_customer and not event.get("WelcomeCode"):
         await _grant_new_member_benefit(ctx, external_userid, channel_code)
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
     await ctx.enqueue(
@@ -99,13 +101,14 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
     return binding
 
 
-async def welcome_text(session: AsyncSession, channel_code: str, userid: str, store_code: str | None) -> str:
+async def welcome_text(services, channel_code: str, userid: str, store_code: str | None, session=None) -> str:
     """The channel's welcome text (or the default) with {guide} and {store} filled in."""
-    template = await session.scalar(select(Channel.welcome_text).where(Channel.code == channel_code))
-    guide = await session.scalar(select(Guide.name).where(Guide.userid == userid))
-    store = store_code and await session.scalar(select(Store.name).where(Store.code == store_code))
-    text = template or DEFAULT_WELCOME
-    return text.replace("{guide}", guide or "您的导购").replace("{store}", store or "门店").strip()
+    catalog = catalog_for(services)
+    channel = await catalog.channel(services, channel_code, session)
+    guide = await catalog.guide(services, userid, session)
+    store = store_code and await catalog.store_name(services, store_code, session)
+    text = (channel and channel.welcome_text) or DEFAULT_WELCOME
+    return text.replace("{guide}", (guide and guide.name) or "您的导购").replace("{store}", store or "门店").strip()
 
 
 async def _grant_new_member_benefit(ctx, external_userid: str, channel_code: str) -> None:
@@ -113,19 +116,20 @@ async def _grant_new_member_benefit(ctx, external_userid: str, channel_code: str
         from bot.members.welcome import GRANT_WELCOME_JOB
     except ImportError:  # a build without points and coupons
         return
-    template_code = await ctx.session.scalar(
-        select(Channel.benefit_template_code).where(Channel.code == channel_code))
-    await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid, "template_code": template_code},
+    channel = await catalog_for(ctx.services).channel(ctx.services, channel_code, ctx.session)
+    await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid,
+                                          "template_code": channel and channel.benefit_template_code},
                       dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
 
 
-async def channel_and_store(session: AsyncSession, state: str, userid: str) -> tuple[str, str | None, bool]:
+async def channel_and_store(services, state: str, userid: str, session=None) -> tuple[str, str | None, bool]:
     """(channel, store, decoded): the contact way's, or the guide's own store as `direct`."""
-    way = await decode_state(session, state)
+    catalog = catalog_for(services)
+    way = await catalog.contact_way(services, state, session) if state and len(state) <= STATE_MAX else None
     if way is not None:
         return way.channel_code, way.store_code, True
-    store_code = await session.scalar(select(Guide.store_code).where(Guide.userid == userid))
-    return DIRECT_CHANNEL, store_code, False
+    guide = await catalog.guide(services, userid, session)
+    return DIRECT_CHANNEL, guide and guide.store_code, False
 
 
 async def end_binding(session: AsyncSession, external_userid: str, userid: str, reason: str,

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
+from prometheus_client import Counter
 from sqlalchemy import select
 
 from bot.callback.inbox import at_intake
 from bot.customers.binding import ENRICH_JOB, WELCOME_JOB, channel_and_store, welcome_text
-from bot.customers.models import Customer, CustomerBinding
+from bot.customers.catalog import catalog_for
+from bot.customers.models import Customer
 from bot.customers.tags import corp_tag_ids, forget_tags
 from bot.jobs import JobContext, tasks
-from bot.stores.models import Channel
+from bot.metrics import REGISTRY
 from bot.wecom.client import WeComAPIError
 from bot.wecom.events import InboundEvent
 
@@ -29,6 +32,9 @@ INVALID_TAG_ID = 40068
 NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend of the guide
 
 
+WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
+WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
+                           "Welcome codes past WeCom's 20 s before their welcome could be sent", registry=REGISTRY)
 WELCOME_PRIORITY = 100  # ahead of everything: the code dies 20 s after the customer added the guide
 SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
 
@@ -50,10 +56,19 @@ async def send_welcome(job: JobContext, payload: dict) -> None:
     services, external_userid = job.services, payload["external_userid"]
     if await _greeted_already(services.kv, payload):
         return
-    async with services.db.session() as session:
-        text = await compose_welcome(session, payload)
+    channel_code, store_code, _ = await channel_and_store(services, payload["state"], payload["userid"])
+    # The benefit first: the message then names the coupon actually issued, and an expired code
+    # (below) or a failed send leaves the customer with it all the same.
+    benefit = await _grant_benefit(services, payload, channel_code)
+    age = time.time() - payload["create_time"]
+    if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
+        WELCOMES_EXPIRED.inc()
+        log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
+        return
+    text = await welcome_text(services, channel_code, payload["userid"], store_code)
     try:
-        await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
+        await services.wecom.externalcontact.send_welcome_msg(
+            payload["welcome_code"], text={"content": "\n".join(filter(None, [text, benefit]))})
     except WeComAPIError as exc:
         if exc.errcode not in WELCOME_CODE_GONE:
             raise
@@ -77,26 +92,16 @@ async def _greeted_already(kv, payload: dict) -> bool:
     return False
 
 
-async def compose_welcome(session, payload: dict) -> str:
-    """The channel's greeting, and for a customer never bound before, the new-member benefit."""
-    channel_code, store_code, _ = await channel_and_store(session, payload["state"], payload["userid"])
-    text = await welcome_text(session, channel_code, payload["userid"], store_code)
-    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
-    bound_before = await session.scalar(
-        select(CustomerBinding.id).where(CustomerBinding.external_userid == payload["external_userid"],
-                                         CustomerBinding.started_at < added_at).limit(1)
-    )
-    benefit = None if bound_before else await _benefit_sentence(session, channel_code)
-    return "\n".join(filter(None, [text, benefit]))
-
-
-async def _benefit_sentence(session, channel_code: str) -> str | None:
+async def _grant_benefit(services, payload: dict, channel_code: str) -> str | None:
+    """Membership and the new-member coupon for a customer never bound before; the sentence for it."""
     try:
-        from bot.members.welcome import describe_welcome_benefit
+        from bot.members.welcome import grant_on_welcome
     except ImportError:  # a build without points and coupons
         return None
-    template_code = await session.scalar(select(Channel.benefit_template_code).where(Channel.code == channel_code))
-    return await describe_welcome_benefit(session, template_code)
+    channel = await catalog_for(services).channel(services, channel_code)
+    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
+    return await grant_on_welcome(services.db, payload["external_userid"],
+                                  channel and channel.benefit_template_code, added_at)
 
 
 async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list[str]:
@@ -122,8 +127,7 @@ async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list
 async def enrich_customer(job: JobContext, payload: dict) -> None:
     """Fetch the profile (externalcontact/get) and apply the channel's tags; record both."""
     services = job.services
-    async with services.db.session() as session:
-        channel = await session.scalar(select(Channel).where(Channel.code == payload["channel_code"]))
+    channel = await catalog_for(services).channel(services, payload["channel_code"])
     names = list(channel.tag_names) if channel else []
     tagged = await _apply_channel_tags(services, payload, names) if names else []
     profile = {}

@@ -1,9 +1,9 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-The binding only *names* the benefit (`describe_welcome_benefit`, read-only) so its transaction and
-the 20-second welcome never wait on the coupon template's stock lock; the grant itself runs as the
-`members.grant_welcome` job. A coupon that cannot be issued (out of stock, inactive) leaves just
-the membership.
+The welcome job grants it (`grant_on_welcome`, one short transaction of its own, never the
+binding's) just before it sends the message that announces it; an add without a welcome code (the
+guide greets from the console) gets it from the `members.grant_welcome` job the binding queues.
+A coupon that cannot be issued (out of stock, inactive) leaves just the membership.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.customers.models import Customer
+from bot.customers.models import Customer, CustomerBinding
 from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
 from bot.members.config import MembersConfig, members_config
@@ -74,6 +74,19 @@ async def describe_welcome_benefit(
     _, until = coupons.validity(template, utcnow())
     return (f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，"
             "回复「我的券」随时查看。")
+
+
+async def grant_on_welcome(db, external_userid: str, template_code: str | None,
+                           added_at: dt.datetime) -> str | None:
+    """The welcome job's grant: for a customer never bound before `added_at`, membership and the
+    new-member coupon in one short transaction; returns the sentence that announces them."""
+    async with db.session() as session, session.begin():
+        bound_before = await session.scalar(select(CustomerBinding.id).where(
+            CustomerBinding.external_userid == external_userid, CustomerBinding.started_at < added_at).limit(1))
+        if bound_before is not None:
+            return None
+        benefit = await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code)
+    return benefit and benefit.text
 
 
 @tasks(GRANT_WELCOME_JOB)

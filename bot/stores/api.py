@@ -170,4 +170,5 @@ async def patch_guide(call: ApiCall) -> GuideOut:
             )
         for name, value in changes.items():
             setattr(guide, name, value)
+    await stores_changed(call.services.kv)  # the add pipeline's copy of guides (bot/customers/catalog.py)
     return GuideOut.model_validate(guide)

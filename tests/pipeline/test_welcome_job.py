@@ -1,0 +1,63 @@
+"""The welcome job: it grants the new-member benefit it announces, and never spends a WeCom call
+on a welcome code past its 20 s."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from bot.customers.followup import WELCOMES_EXPIRED
+from bot.members.models import Coupon, Member
+from bot.storage.models import Job
+from tests.pipeline.conftest import until
+
+WELCOME_PATH = "externalcontact/send_welcome_msg"
+
+
+def welcomes(world, external_userid: str) -> list[dict]:
+    return [m for m in world.emulator.outbox if m["channel"] == "welcome" and m["to"] == external_userid]
+
+
+async def coupons_of(world, external_userid: str) -> list[Coupon]:
+    async with world.services.db.session() as session:
+        return list(await session.scalars(select(Coupon).join(Member, Member.id == Coupon.member_id)
+                                          .where(Member.external_userid == external_userid)))
+
+
+async def test_the_welcome_names_the_coupon_it_granted_without_a_grant_job(world, guide):
+    await world.driver.customer_adds_guide("wmNew", guide)
+    await until(lambda: _async(welcomes(world, "wmNew")))
+    await world.settle()
+    [coupon] = await coupons_of(world, "wmNew")
+    greeting, benefit = welcomes(world, "wmNew")[0]["text"]["content"].split("\n")
+    assert greeting.startswith("您好，我是") and benefit.startswith("🎁 新人礼：新人专享券")
+    assert coupon.source == "welcome"
+    async with world.services.db.session() as session:
+        kinds = set(await session.scalars(select(Job.kind)))
+    assert "members.grant_welcome" not in kinds and "customers.welcome" in kinds
+
+
+async def test_an_add_without_a_welcome_code_still_gets_the_benefit(world, guide):
+    world.emulator.members[guide].console_welcome = {"text": {"content": "控制台欢迎语"}}
+    await world.driver.customer_adds_guide("wmConsole", guide)
+    await until(lambda: coupons_of(world, "wmConsole"))
+    await world.settle()
+    assert welcomes(world, "wmConsole") == [] and len(await coupons_of(world, "wmConsole")) == 1
+
+
+async def test_a_code_older_than_20_s_is_not_sent_but_counted_and_the_benefit_stays(world, guide):
+    expired_before = WELCOMES_EXPIRED._value.get()
+    world.emulator.clock = lambda: time.time() - 25  # the event's CreateTime is 25 s old on arrival
+    await world.driver.customer_adds_guide("wmLate", guide)
+    await until(lambda: coupons_of(world, "wmLate"))
+    await world.settle()
+    assert world.emulator.calls_to(WELCOME_PATH) == []
+    assert WELCOMES_EXPIRED._value.get() == expired_before + 1
+    async with world.services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Member)
+                                    .where(Member.external_userid == "wmLate")) == 1
+
+
+async def _async(value):
+    return value
