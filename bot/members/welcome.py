@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.customers.models import Customer, CustomerBinding
+from bot.customers.models import Customer
 from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
 from bot.members.config import MembersConfig, members_config
 from bot.members.errors import MemberError
 from bot.members.members import create_member, find_member
-from bot.members.models import Coupon, CouponTemplate, Member
+from bot.members.models import Coupon, CouponTemplate, Member, PointsEntry, PointsLot
 from bot.storage import utcnow
 
 GRANT_WELCOME_JOB = "members.grant_welcome"
@@ -76,17 +77,83 @@ async def describe_welcome_benefit(
             "回复「我的券」随时查看。")
 
 
-async def grant_on_welcome(db, external_userid: str, template_code: str | None,
-                           added_at: dt.datetime) -> str | None:
-    """The welcome job's grant: for a customer never bound before `added_at`, membership and the
-    new-member coupon in one short transaction; returns the sentence that announces them."""
+async def grant_on_welcome(db, external_userid: str, template_code: str | None, added_at: dt.datetime,
+                           config: MembersConfig | None = None) -> str | None:
+    """The welcome job's grant: for a customer not bound before `added_at`, membership and the
+    new-member coupon in one short transaction; returns the sentence that announces them.
+
+    Nearly every such customer is new to the members too: they get a few plain INSERTs (member,
+    join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
+    unusual (already a member, an identity taken, a template to create) takes the general path.
+    """
+    config = config or members_config()
     async with db.session() as session, session.begin():
-        bound_before = await session.scalar(select(CustomerBinding.id).where(
-            CustomerBinding.external_userid == external_userid, CustomerBinding.started_at < added_at).limit(1))
-        if bound_before is not None:
+        conn = await session.connection()
+        customer = (await conn.execute(
+            select(Customer.name, Customer.unionid, (Customer.first_bound_at < added_at).label("bound_before"))
+            .where(Customer.external_userid == external_userid))).first()
+        if customer is not None and customer.bound_before:
             return None
-        benefit = await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code)
-    return benefit and benefit.text
+        template = template_code or config.welcome_template_code
+        template = (await session.scalars(select(CouponTemplate).where(CouponTemplate.code == template))).first()
+        member = None
+        if config.create_member_on_binding and template is not None:
+            member = await _new_member(conn, config, external_userid, customer)
+        if member is None:
+            benefit = await grant_welcome_benefit(session, external_userid=external_userid,
+                                                  template_code=template_code, config=config)
+            return benefit and benefit.text
+        return await _first_coupon(conn, member, template)
+
+
+async def _new_member(conn, config: MembersConfig, external_userid: str, customer) -> tuple[int, str] | None:
+    """(id, member_no) of a member created now with the join bonus; None when one exists already."""
+    unionid = (customer and customer.unionid) or None
+    if await conn.scalar(select(Member.id).where(
+            or_(Member.external_userid == external_userid, Member.unionid == unionid) if unionid
+            else Member.external_userid == external_userid).limit(1)) is not None:
+        return None
+    now, bonus = utcnow(), config.join_bonus_points
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    row = (await conn.execute(insert(Member.__table__).values(
+        member_no="M" + "".join(secrets.choice("0123456789") for _ in range(10)), source="binding",
+        name=(customer and customer.name) or "", external_userid=external_userid, unionid=unionid,
+        stage="member", stage_changed_at=now, joined_at=now, points_balance=bonus,
+    ).on_conflict_do_nothing().returning(Member.__table__.c.id, Member.__table__.c.member_no))).first()
+    if row is None:  # a concurrent grant made the member (or the random number was taken)
+        return None
+    if bonus:  # what ledger.credit writes for the join bonus
+        expires_at = now + dt.timedelta(days=config.points_valid_days)
+        entry_id = await conn.scalar(PointsEntry.__table__.insert().values(
+            member_id=row.id, kind="earn", points=bonus, balance_after=bonus, idempotency_key=f"join:{row.id}",
+            reason="入会礼", actor="system", expires_at=expires_at, created_at=now,
+        ).returning(PointsEntry.__table__.c.id))
+        await conn.execute(PointsLot.__table__.insert().values(
+            member_id=row.id, entry_id=entry_id, expires_at=expires_at, remaining=bonus))
+    return row.id, row.member_no
+
+
+async def _first_coupon(conn, member: tuple[int, str], template: CouponTemplate) -> str:
+    """The welcome coupon of a member created in this transaction (they hold none yet)."""
+    member_id, member_no = member
+    now = utcnow()
+    start, until = coupons.validity(template, now)
+    usable = template.active and until > now and (template.per_member_limit is None or template.per_member_limit > 0)
+    # The same conditional UPDATE as coupons.issue_coupon: two grants racing for the last one cannot both win.
+    if not usable or await conn.scalar(
+            update(CouponTemplate.__table__).where(
+                CouponTemplate.__table__.c.id == template.id,
+                or_(CouponTemplate.__table__.c.stock.is_(None),
+                    CouponTemplate.__table__.c.issued_count < CouponTemplate.__table__.c.stock))
+            .values(issued_count=CouponTemplate.__table__.c.issued_count + 1)
+            .returning(CouponTemplate.__table__.c.id)) is None:
+        log.warning("no welcome coupon for %s: template %s is not issuing", member_no, template.code)
+        return f"您已成为会员（会员号 {member_no}）。"
+    await conn.execute(Coupon.__table__.insert().values(
+        code="".join(secrets.choice(coupons.CODE_ALPHABET) for _ in range(12)), template_code=template.code,
+        member_id=member_id, source="welcome", issue_key=f"welcome:{member_id}", status="issued",
+        valid_from=start, valid_until=until, issued_at=now))
+    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
 @tasks(GRANT_WELCOME_JOB)

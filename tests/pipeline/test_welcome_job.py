@@ -61,3 +61,39 @@ async def test_a_code_older_than_20_s_is_not_sent_but_counted_and_the_benefit_st
 
 async def _async(value):
     return value
+
+
+async def test_a_new_member_gets_the_join_bonus_and_the_coupon_once(world, guide):
+    from bot.members.models import PointsEntry, PointsLot
+
+    await world.driver.customer_adds_guide("wmBonus", guide)
+    await until(lambda: coupons_of(world, "wmBonus"))
+    await world.settle()
+    await world.driver.customer_deletes_guide("wmBonus", guide)
+    world.emulator.clock.advance(60)  # a later re-add, not the add_half → add pair of one add
+    await world.driver.customer_adds_guide("wmBonus", guide)  # a re-add: greeted, no second benefit
+    await until(lambda: _async(len(welcomes(world, "wmBonus")) == 2))
+    await world.settle()
+    async with world.services.db.session() as session:
+        member = await session.scalar(select(Member).where(Member.external_userid == "wmBonus"))
+        [entry] = await session.scalars(select(PointsEntry).where(PointsEntry.member_id == member.id))
+        [lot] = await session.scalars(select(PointsLot).where(PointsLot.member_id == member.id))
+    assert member.points_balance == 100 and member.source == "binding" and member.stage == "member"
+    assert (entry.kind, entry.points, entry.idempotency_key) == ("earn", 100, f"join:{member.id}")
+    assert lot.remaining == 100 and lot.entry_id == entry.id
+    assert len(await coupons_of(world, "wmBonus")) == 1
+    assert "新人礼" not in welcomes(world, "wmBonus")[1]["text"]["content"]
+
+
+async def test_a_member_from_the_till_who_adds_a_guide_gets_the_welcome_coupon(world, guide):
+    from bot.members.config import members_config
+    from bot.members.members import create_member
+
+    async with world.services.db.session() as session, session.begin():
+        await create_member(session, members_config(), source="order", external_userid="wmShopper")
+    await world.driver.customer_adds_guide("wmShopper", guide)
+    await until(lambda: coupons_of(world, "wmShopper"))
+    await world.settle()
+    assert "🎁 新人礼" in welcomes(world, "wmShopper")[0]["text"]["content"]
+    async with world.services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Member)) == 1
