@@ -43,12 +43,18 @@ def run_as_service(argv: list[str]) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    counts = collections.Counter()
-    event.listen(Engine, "before_cursor_execute", lambda *_: counts.update(("statements",)))
+    counts, texts = collections.Counter(), collections.Counter()
+
+    def statement(_conn, _cursor, sql, *_):
+        counts["statements"] += 1
+        texts[" ".join(sql.split())[:90]] += 1
+
+    event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "begin", lambda *_: counts.update(("transactions",)))
 
     def dump(*_):
         Path(os.environ[COUNTS_ENV]).write_text(json.dumps(counts))
+        Path(os.environ[COUNTS_ENV] + ".sql").write_text(json.dumps(texts.most_common(), ensure_ascii=False))
 
     signal.signal(signal.SIGUSR1, dump)
     from bot.cli import main
@@ -237,6 +243,7 @@ async def main(args) -> list[dict]:
     from bot.wecom.crypto import CallbackCrypto
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    print(f"work directory (database, service logs, statements by text in counts-*.json.sql): {workdir}")
     postgres = bool(args.postgres)
     url = args.postgres or f"sqlite:///{workdir}/bench.db"
     url = Settings(_env_file=None, database_url=url).database_url  # the driver-qualified URL
@@ -334,6 +341,12 @@ async def main(args) -> list[dict]:
                 results.append(await measure(service, state, url, f"kf question at {args.question_rate}/s",
                                              len(askers), run_questions, all_answered, lambda: [
                     (arrived_at[("kf", who)] - at) * 1000 for who, at in asked_at.items() if ("kf", who) in arrived_at]))
+        if args.statements:
+            total = collections.Counter()
+            for path in workdir.glob("counts-*.json.sql"):
+                total.update(dict(json.loads(path.read_text())))
+            for text, n in total.most_common(40):
+                print(f"{n:8d}  {text}")
     finally:
         service.stop()
         await emulator.cleanup()
@@ -350,6 +363,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis", help="Redis URL (its database is flushed)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--statements", action="store_true", help="list the service's SQL by count (whole run)")
     args = parser.parse_args()
     if bool(args.postgres) != bool(args.redis):
         parser.error("--postgres and --redis go together")
