@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,8 @@ WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
 DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
 BENEFIT_PRIORITY = 50  # the coupon the welcome announced: soon, but after welcomes
 ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
+ENRICH_WINDOW_SECONDS = 1.0
+ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
 
@@ -94,9 +97,11 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
     if is_new_customer and not event.get("WelcomeCode"):
         await _grant_new_member_benefit(ctx, external_userid, channel_code)
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
+    # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
+    window = int(time.time() // ENRICH_WINDOW_SECONDS)
     await ctx.enqueue(
-        ENRICH_JOB, {"userid": userid, "external_userid": external_userid, "channel_code": channel_code},
-        dedupe_key=f"enrich:{binding.id}", priority=ENRICH_PRIORITY,
+        ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
+        run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
     )
     return binding
 

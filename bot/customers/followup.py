@@ -11,17 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from bot.callback.inbox import at_intake
 from bot.customers.binding import ENRICH_JOB, WELCOME_JOB, channel_and_store, welcome_text
 from bot.customers.catalog import catalog_for
-from bot.customers.models import Customer
+from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
 from bot.jobs import JobContext, tasks
 from bot.metrics import REGISTRY
+from bot.storage import utcnow
 from bot.wecom.client import WeComAPIError
 from bot.wecom.events import InboundEvent
 
@@ -32,6 +34,8 @@ INVALID_TAG_ID = 40068
 NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend of the guide
 
 
+ENRICH_BATCH = 100  # batch/get_by_user: ≤100 members a call, ≤100 customers a page
+ENRICH_MAX_PAGES = 20  # then one externalcontact/get per customer still missing
 WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
 WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
                            "Welcome codes past WeCom's 20 s before their welcome could be sent", registry=REGISTRY)
@@ -124,28 +128,111 @@ async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list
 
 
 @tasks(ENRICH_JOB)
-async def enrich_customer(job: JobContext, payload: dict) -> None:
-    """Fetch the profile (externalcontact/get) and apply the channel's tags; record both."""
+async def enrich_customers(job: JobContext, payload: dict) -> None:
+    """Profiles (externalcontact/batch/get_by_user) and channel tags of every binding not enriched yet.
+
+    One job per second of bindings; whatever it finds pending it does, so a binding that committed
+    after its window's job ran is done by the next one. One sweep at a time: two would do it twice.
+    """
     services = job.services
-    channel = await catalog_for(services).channel(services, payload["channel_code"])
-    names = list(channel.tag_names) if channel else []
-    tagged = await _apply_channel_tags(services, payload, names) if names else []
-    profile = {}
+    if payload.get("external_userid"):  # queued before batching: that one binding's customer
+        await _enrich(services, [_Pending(0, payload["userid"], payload["external_userid"],
+                                          payload["channel_code"], "scan")])
+        return
+    async with services.kv.lock("customers:enrich", timeout=300, wait=300):
+        while True:
+            async with services.db.session() as session:
+                pending = [_Pending(*row) for row in await session.execute(
+                    select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
+                           CustomerBinding.channel_code, CustomerBinding.source)
+                    .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
+            if not pending:
+                return
+            await _enrich(services, pending)
+            if len(pending) < ENRICH_BATCH:
+                return
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    binding_id: int
+    userid: str
+    external_userid: str
+    channel_code: str | None
+    source: str
+
+
+async def _enrich(services, pending: list[_Pending]) -> None:
+    # Handovers and restores move a customer who was enriched when they first came.
+    added = [p for p in pending if p.source in ("scan", "direct")]
+    profiles = await _profiles(services, added) if added else {}
+    tagged: dict[str, list[str]] = {}
+    catalog = catalog_for(services)
+    for binding in added:
+        channel = binding.channel_code and await catalog.channel(services, binding.channel_code)
+        names = list(channel.tag_names) if channel else []
+        if names:
+            payload = {"userid": binding.userid, "external_userid": binding.external_userid}
+            tagged.setdefault(binding.external_userid, []).extend(await _apply_channel_tags(services, payload, names))
+    await _record(services.db, pending, profiles, tagged)
+
+
+async def _profiles(services, pending: list[_Pending]) -> dict[str, dict]:
+    """external_userid → profile: pages of the guides' customers, then one by one for the rest."""
+    wanted, found = {p.external_userid for p in pending}, {}
+    guides, cursor = sorted({p.userid for p in pending}), None
     try:
-        profile = (await services.wecom.externalcontact.get(payload["external_userid"])).get("external_contact", {})
-    except WeComAPIError as exc:
-        if exc.errcode not in NOT_A_CUSTOMER:
-            raise
-    async with services.db.session() as session, session.begin():
-        customer = await session.scalar(
-            select(Customer).where(Customer.external_userid == payload["external_userid"])
-        )
-        if customer is None:
-            return
-        if profile:
-            customer.name = (profile.get("name") or customer.name)[:100]
-            customer.avatar = (profile.get("avatar") or None) and profile["avatar"][:500]
-            customer.gender = int(profile.get("gender") or 0)
-            customer.unionid = profile.get("unionid") or customer.unionid
-        if tagged:
-            customer.tags = list(dict.fromkeys([*(customer.tags or []), *tagged]))
+        for _ in range(ENRICH_MAX_PAGES):
+            page = await services.wecom.externalcontact.batch_get_by_user(guides, cursor=cursor, limit=ENRICH_BATCH)
+            for item in page.get("external_contact_list") or []:
+                contact = item.get("external_contact") or {}
+                if contact.get("external_userid") in wanted:
+                    found[contact["external_userid"]] = contact
+            cursor = page.get("next_cursor")
+            if not cursor or len(found) == len(wanted):
+                break
+    except WeComAPIError as exc:  # e.g. a guide who left: ask for each customer instead
+        log.info("batch/get_by_user failed (%s); fetching profiles one by one", exc)
+    for external_userid in sorted(wanted - found.keys()):
+        try:
+            found[external_userid] = (await services.wecom.externalcontact.get(external_userid)).get(
+                "external_contact", {})
+        except WeComAPIError as exc:
+            if exc.errcode not in NOT_A_CUSTOMER:
+                raise
+    return found
+
+
+async def _record(db, pending: list[_Pending], profiles: dict[str, dict], tagged: dict[str, list[str]]) -> None:
+    """Profiles and tags onto the customers, and the bindings marked enriched: one transaction."""
+    changed = set(profiles) | set(tagged)
+    async with db.session() as session, session.begin():
+        conn = await session.connection()
+        rows = (await conn.execute(select(Customer.id, Customer.external_userid, Customer.name, Customer.unionid,
+                                          Customer.avatar, Customer.gender, Customer.tags)
+                                   .where(Customer.external_userid.in_(changed)))).all() if changed else []
+        updates = []
+        for row in rows:
+            profile, tags = profiles.get(row.external_userid) or {}, tagged.get(row.external_userid)
+            values = {"id": row.id, "name": row.name, "avatar": row.avatar, "gender": row.gender,
+                      "unionid": row.unionid, "tags": list(row.tags or [])}
+            if profile:
+                values["name"] = (profile.get("name") or row.name)[:100]
+                values["avatar"] = (profile.get("avatar") or None) and profile["avatar"][:500]
+                values["gender"] = int(profile.get("gender") or 0)
+                values["unionid"] = profile.get("unionid") or row.unionid
+            if tags:
+                values["tags"] = list(dict.fromkeys([*values["tags"], *tags]))
+            updates.append(values)
+        table = Customer.__table__
+        if updates:
+            await conn.execute(
+                update(table).where(table.c.id == bindparam("row_id")).values(
+                    {name: bindparam(f"new_{name}") for name in ("name", "avatar", "gender", "unionid", "tags")}
+                    | {"updated_at": utcnow()}),
+                [{"row_id": values.pop("id"), **{f"new_{name}": value for name, value in values.items()}}
+                 for values in updates])
+        ids = [p.binding_id for p in pending if p.binding_id]
+        if ids:
+            await conn.execute(update(CustomerBinding.__table__).where(CustomerBinding.__table__.c.id.in_(ids))
+                               .values(enriched_at=utcnow()))
