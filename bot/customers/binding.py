@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import deque
 
+from sqlalchemy import event as event_api
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,10 +76,11 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
         log.warning("state %r does not decode; bound as direct", state)
     customer = await _customer(session, external_userid)
     is_new_customer = customer.first_bound_at is None
-    binding = await open_binding(session, external_userid, userid)
+    with session.no_autoflush:  # a new customer is inserted once, already attributed
+        binding = await open_binding(session, external_userid, userid)
+        qrcode_code = await code_that_showed(session, userid, channel_code, now) if decoded and not binding else None
     created = binding is None  # otherwise a repeat (add_half then add): keep the open one, greet once
     if created:
-        qrcode_code = await code_that_showed(session, userid, channel_code, now) if decoded else None
         binding = CustomerBinding(
             external_userid=external_userid, guide_userid=userid, store_code=store_code,
             channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code, source=source,
@@ -99,11 +102,24 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
     # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
     window = int(time.time() // ENRICH_WINDOW_SECONDS)
-    await ctx.enqueue(
-        ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
-        run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
-    )
+    queued = _enrich_windows_queued(ctx.services)
+    if window not in queued:  # one insert per window and process, not one per binding
+        await ctx.enqueue(
+            ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
+            run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
+        )
+        # Remembered only once committed: a rolled-back binding must not stop the next one queueing.
+        event_api.listen(session.sync_session, "after_commit",
+                         lambda _session: queued.append(window), once=True)
     return binding
+
+
+def _enrich_windows_queued(services) -> deque[int]:
+    """The windows whose enrich job this Services committed (one per app, so tests stay apart)."""
+    queued = getattr(services, "_enrich_windows_queued", None)
+    if queued is None:
+        queued = services._enrich_windows_queued = deque(maxlen=4)
+    return queued
 
 
 async def welcome_text(services, channel_code: str, userid: str, store_code: str | None, session=None) -> str:

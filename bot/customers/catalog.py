@@ -62,7 +62,8 @@ class Catalog:
         if version != self._version or now - self._loaded_at > MAX_AGE_SECONDS:
             self._rows, self._version, self._loaded_at = {}, version, now
 
-    async def _get(self, services, kind: str, key: str, read, session):
+    async def read_through(self, services, kind: str, key: str, read, session=None):
+        """The copy of (kind, key), or `await read(session, key)` remembered (when found)."""
         await self._fresh(services)
         found = self._rows.get((kind, key))
         if found is not None:
@@ -77,16 +78,16 @@ class Catalog:
         return found
 
     async def channel(self, services, code: str, session=None) -> ChannelCard | None:
-        return await self._get(services, "channel", code, _read_channel, session)
+        return await self.read_through(services, "channel", code, _read_channel, session)
 
     async def guide(self, services, userid: str, session=None) -> GuideCard | None:
-        return await self._get(services, "guide", userid, _read_guide, session)
+        return await self.read_through(services, "guide", userid, _read_guide, session)
 
     async def store_name(self, services, code: str, session=None) -> str | None:
-        return await self._get(services, "store", code, _read_store_name, session)
+        return await self.read_through(services, "store", code, _read_store_name, session)
 
     async def contact_way(self, services, state: str, session=None) -> WayCard | None:
-        return await self._get(services, "way", state, _read_way, session)
+        return await self.read_through(services, "way", state, _read_way, session)
 
 
 async def _read_channel(session, code: str) -> ChannelCard | None:

@@ -104,7 +104,7 @@ async def _grant_benefit(services, payload: dict, channel_code: str) -> str | No
         return None
     channel = await catalog_for(services).channel(services, channel_code)
     added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
-    return await grant_on_welcome(services.db, payload["external_userid"],
+    return await grant_on_welcome(services, payload["external_userid"],
                                   channel and channel.benefit_template_code, added_at)
 
 

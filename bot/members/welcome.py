@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer
 from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
@@ -77,27 +78,52 @@ async def describe_welcome_benefit(
             "回复「我的券」随时查看。")
 
 
-async def grant_on_welcome(db, external_userid: str, template_code: str | None, added_at: dt.datetime,
+@dataclass(frozen=True, slots=True)
+class TemplateCard:
+    """What the welcome grant reads of a coupon template (same names as CouponTemplate); the stock
+    is never taken from here: the conditional UPDATE that issues checks it."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    value_fen: int
+    min_spend_fen: int
+    discount_percent: int | None
+    gift_name: str | None
+    valid_days: int | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    active: bool
+    per_member_limit: int | None
+
+
+async def _read_template(session, code: str) -> TemplateCard | None:
+    row = await session.scalar(select(CouponTemplate).where(CouponTemplate.code == code))
+    return row and TemplateCard(row.id, row.code, row.name, row.kind, row.value_fen, row.min_spend_fen,
+                                row.discount_percent, row.gift_name, row.valid_days, row.valid_from,
+                                row.valid_until, row.active, row.per_member_limit)
+
+
+async def grant_on_welcome(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
                            config: MembersConfig | None = None) -> str | None:
     """The welcome job's grant: for a customer not bound before `added_at`, membership and the
     new-member coupon in one short transaction; returns the sentence that announces them.
 
-    Nearly every such customer is new to the members too: they get a few plain INSERTs (member,
+    Nearly every such customer is new to the members too: one read and a few plain INSERTs (member,
     join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
     unusual (already a member, an identity taken, a template to create) takes the general path.
     """
     config = config or members_config()
-    async with db.session() as session, session.begin():
+    template = await catalog_for(services).read_through(
+        services, "coupon_template", template_code or config.welcome_template_code, _read_template)
+    async with services.db.session() as session, session.begin():
         conn = await session.connection()
-        customer = (await conn.execute(
-            select(Customer.name, Customer.unionid, (Customer.first_bound_at < added_at).label("bound_before"))
-            .where(Customer.external_userid == external_userid))).first()
-        if customer is not None and customer.bound_before:
+        customer = (await conn.execute(_customer_and_member(external_userid, added_at))).one()
+        if customer.bound_before:
             return None
-        template = template_code or config.welcome_template_code
-        template = (await session.scalars(select(CouponTemplate).where(CouponTemplate.code == template))).first()
         member = None
-        if config.create_member_on_binding and template is not None:
+        if config.create_member_on_binding and template is not None and customer.member_id is None:
             member = await _new_member(conn, config, external_userid, customer)
         if member is None:
             benefit = await grant_welcome_benefit(session, external_userid=external_userid,
@@ -106,18 +132,28 @@ async def grant_on_welcome(db, external_userid: str, template_code: str | None, 
         return await _first_coupon(conn, member, template)
 
 
+def _customer_and_member(external_userid: str, added_at: dt.datetime):
+    """One row: the customer's name and unionid, whether they were bound before, their member id."""
+    of_customer = Customer.external_userid == external_userid
+    unionid = select(Customer.unionid).where(of_customer).scalar_subquery()
+    return select(
+        select(Customer.name).where(of_customer).scalar_subquery().label("name"),
+        unionid.label("unionid"),
+        select(Customer.id).where(of_customer, Customer.first_bound_at < added_at).scalar_subquery()
+        .label("bound_before"),
+        select(Member.id).where(or_(Member.external_userid == external_userid, Member.unionid == unionid))
+        .limit(1).scalar_subquery().label("member_id"),
+    )
+
+
 async def _new_member(conn, config: MembersConfig, external_userid: str, customer) -> tuple[int, str] | None:
     """(id, member_no) of a member created now with the join bonus; None when one exists already."""
-    unionid = (customer and customer.unionid) or None
-    if await conn.scalar(select(Member.id).where(
-            or_(Member.external_userid == external_userid, Member.unionid == unionid) if unionid
-            else Member.external_userid == external_userid).limit(1)) is not None:
-        return None
+    unionid = customer.unionid or None
     now, bonus = utcnow(), config.join_bonus_points
     insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     row = (await conn.execute(insert(Member.__table__).values(
         member_no="M" + "".join(secrets.choice("0123456789") for _ in range(10)), source="binding",
-        name=(customer and customer.name) or "", external_userid=external_userid, unionid=unionid,
+        name=customer.name or "", external_userid=external_userid, unionid=unionid,
         stage="member", stage_changed_at=now, joined_at=now, points_balance=bonus,
     ).on_conflict_do_nothing().returning(Member.__table__.c.id, Member.__table__.c.member_no))).first()
     if row is None:  # a concurrent grant made the member (or the random number was taken)
@@ -133,7 +169,7 @@ async def _new_member(conn, config: MembersConfig, external_userid: str, custome
     return row.id, row.member_no
 
 
-async def _first_coupon(conn, member: tuple[int, str], template: CouponTemplate) -> str:
+async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -> str:
     """The welcome coupon of a member created in this transaction (they hold none yet)."""
     member_id, member_no = member
     now = utcnow()
