@@ -15,13 +15,14 @@ import time
 from collections import deque
 
 from sqlalchemy import event as event_api
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.stores.contact_ways import STATE_MAX
 from bot.stores.funnel import code_that_showed, funnel_row
+from bot.stores.models import FunnelEvent
 
 log = logging.getLogger("bot.customers.binding")
 
@@ -34,6 +35,7 @@ ENRICH_WINDOW_SECONDS = 1.0
 ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
+_CUSTOMERS, _BINDINGS = Customer.__table__, CustomerBinding.__table__
 
 
 async def open_binding(session: AsyncSession, external_userid: str, userid: str) -> CustomerBinding | None:
@@ -46,14 +48,6 @@ async def open_binding(session: AsyncSession, external_userid: str, userid: str)
     )
 
 
-async def _customer(session: AsyncSession, external_userid: str) -> Customer:
-    customer = await session.scalar(select(Customer).where(Customer.external_userid == external_userid))
-    if customer is None:
-        customer = Customer(external_userid=external_userid, name="", status="unbound", tags=[])
-        session.add(customer)
-    return customer
-
-
 def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) -> None:
     """Make `binding` the customer's current attribution."""
     customer.guide_userid, customer.store_code = binding.guide_userid, binding.store_code
@@ -61,8 +55,12 @@ def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) ->
     customer.first_bound_at = customer.first_bound_at or now
 
 
-async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
-    """add_external_contact: decode the state, bind, and queue the benefit and the tagging."""
+async def bind_on_add(ctx, now: dt.datetime) -> int | None:
+    """add_external_contact: decode the state, bind, and queue the benefit and the tagging.
+
+    Plain statements on the inbox transaction's connection (one read, then two or three INSERTs):
+    this runs for every add, and the ORM's unit of work was most of its cost. Returns the binding id.
+    """
     session, event = ctx.session, ctx.event
     userid, external_userid = event.user_id, event.external_user_id
     if not userid or not external_userid:
@@ -71,30 +69,36 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
     state = event.get("State") or ""
     # No state, or one we never issued: bind to the guide's own store as a direct add.
     channel_code, store_code, decoded = await channel_and_store(ctx.services, state, userid, session)
-    source = "scan" if decoded else "direct"
     if state and not decoded:
         log.warning("state %r does not decode; bound as direct", state)
-    customer = await _customer(session, external_userid)
-    is_new_customer = customer.first_bound_at is None
-    with session.no_autoflush:  # a new customer is inserted once, already attributed
-        binding = await open_binding(session, external_userid, userid)
-        qrcode_code = await code_that_showed(session, userid, channel_code, now) if decoded and not binding else None
-    created = binding is None  # otherwise a repeat (add_half then add): keep the open one, greet once
-    if created:
-        binding = CustomerBinding(
+    conn = await session.connection()
+    known = (await conn.execute(_customer_and_open_binding(external_userid, userid))).one()
+    is_new_customer = known.first_bound_at is None
+    binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, greet once
+    if binding_id is None:
+        qrcode_code = await code_that_showed(conn, userid, channel_code, now) if decoded else None
+        binding_id = await conn.scalar(insert(_BINDINGS).values(
             external_userid=external_userid, guide_userid=userid, store_code=store_code,
-            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code, source=source,
-            started_at=now,
-        )
-        session.add(binding)
-        if customer.guide_userid is None or customer.status != "bound":
-            attribute(customer, binding, now)
-        session.add(funnel_row(
+            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code,
+            source="scan" if decoded else "direct", started_at=now,
+        ).returning(_BINDINGS.c.id))
+        attribution = {"guide_userid": userid, "store_code": store_code, "channel_code": channel_code,
+                       "status": "bound", "bound_at": now, "updated_at": now}
+        if known.customer_id is None:
+            await conn.execute(insert(_CUSTOMERS).values(
+                external_userid=external_userid, name="", gender=0, tags=[], first_bound_at=now, created_at=now,
+                **attribution))
+        elif known.guide_userid is None or known.status != "bound":
+            await conn.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == known.customer_id).values(
+                first_bound_at=func.coalesce(_CUSTOMERS.c.first_bound_at, now), **attribution))
+        funnel = funnel_row(
             "add", qrcode_code=qrcode_code, channel_code=channel_code, store_code=store_code,
             guide_userid=userid, at=now, external_userid=external_userid,
             undecodable_state=state if state and not decoded else None,
-        ))
-        await session.flush()
+        )
+        await conn.execute(insert(FunnelEvent.__table__).values(
+            {column.key: getattr(funnel, column.key) for column in FunnelEvent.__table__.columns
+             if column.key != "id"}))
     # The welcome job grants the new-member benefit it announces; without a welcome code (the guide
     # greets from the console) a job of its own does (once per member either way).
     if is_new_customer and not event.get("WelcomeCode"):
@@ -111,7 +115,23 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
         # Remembered only once committed: a rolled-back binding must not stop the next one queueing.
         event_api.listen(session.sync_session, "after_commit",
                          lambda _session: queued.append(window), once=True)
-    return binding
+    return binding_id
+
+
+def _customer_and_open_binding(external_userid: str, userid: str):
+    """One row: the customer's id, attribution and first binding time, and their open binding with
+    this guide (all NULL for a customer never seen)."""
+    of_customer = _CUSTOMERS.c.external_userid == external_userid
+
+    def column(name: str):
+        return select(_CUSTOMERS.c[name]).where(of_customer).scalar_subquery().label(name)
+
+    return select(
+        column("id").label("customer_id"), column("guide_userid"), column("status"), column("first_bound_at"),
+        select(_BINDINGS.c.id).where(_BINDINGS.c.external_userid == external_userid,
+                                     _BINDINGS.c.guide_userid == userid, _BINDINGS.c.ended_at.is_(None))
+        .order_by(_BINDINGS.c.id.desc()).limit(1).scalar_subquery().label("open_binding_id"),
+    )
 
 
 def _enrich_windows_queued(services) -> deque[int]:
