@@ -2,8 +2,9 @@
 
 The welcome job is written at intake, with the inbox row, and runs at priority 100: it never waits
 for the event's turn in the dispatch queue, however long the queue. It composes its text when it
-runs (a few indexed reads). An expired or used code is final (WeCom will not take it again), so
-it is logged, not retried.
+runs (channels, guides, stores from the per-process catalog; one read for "bound before?"), sends,
+then grants the new-member benefit it named. A code older than WeCom's 20 s is not sent (counted in
+wecom_welcome_codes_expired_total); an expired or used code is final, so it is logged, not retried.
 """
 
 from __future__ import annotations
@@ -61,22 +62,49 @@ async def send_welcome(job: JobContext, payload: dict) -> None:
     if await _greeted_already(services.kv, payload):
         return
     channel_code, store_code, _ = await channel_and_store(services, payload["state"], payload["userid"])
-    # The benefit first: the message then names the coupon actually issued, and an expired code
-    # (below) or a failed send leaves the customer with it all the same.
-    benefit = await _grant_benefit(services, payload, channel_code)
-    age = time.time() - payload["create_time"]
-    if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
-        WELCOMES_EXPIRED.inc()
-        log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
-        return
-    text = await welcome_text(services, channel_code, payload["userid"], store_code)
+    channel = await catalog_for(services).channel(services, channel_code)
+    benefit = _Benefit(services, payload, channel and channel.benefit_template_code)
     try:
-        await services.wecom.externalcontact.send_welcome_msg(
-            payload["welcome_code"], text={"content": "\n".join(filter(None, [text, benefit]))})
-    except WeComAPIError as exc:
-        if exc.errcode not in WELCOME_CODE_GONE:
-            raise
-        log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
+        age = time.time() - payload["create_time"]
+        if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
+            WELCOMES_EXPIRED.inc()
+            log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
+            return
+        text = "\n".join(filter(None, [await welcome_text(services, channel_code, payload["userid"], store_code),
+                                       await benefit.sentence()]))
+        try:
+            await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
+        except WeComAPIError as exc:
+            if exc.errcode not in WELCOME_CODE_GONE:
+                raise
+            log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
+    finally:
+        # After the send, never before it: on PostgreSQL concurrent grants queue on the coupon
+        # template's row lock, which must not hold welcomes back. Sent or not, the customer gets it.
+        await benefit.grant()
+
+
+class _Benefit:
+    """The new-member benefit of this add: named in the welcome (read-only), granted after it."""
+
+    def __init__(self, services, payload: dict, template_code: str | None) -> None:
+        self.services, self.template_code = services, template_code
+        self.external_userid = payload["external_userid"]
+        self.added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
+
+    async def sentence(self) -> str | None:
+        try:
+            from bot.members.welcome import new_member_sentence
+        except ImportError:  # a build without points and coupons
+            return None
+        return await new_member_sentence(self.services, self.external_userid, self.template_code, self.added_at)
+
+    async def grant(self) -> None:
+        try:
+            from bot.members.welcome import grant_on_welcome
+        except ImportError:
+            return
+        await grant_on_welcome(self.services, self.external_userid, self.template_code, self.added_at)
 
 
 async def _greeted_already(kv, payload: dict) -> bool:
@@ -94,18 +122,6 @@ async def _greeted_already(kv, payload: dict) -> bool:
         return True
     await kv.set(key, mine, ttl=SAME_ADD_SECONDS * 6)
     return False
-
-
-async def _grant_benefit(services, payload: dict, channel_code: str) -> str | None:
-    """Membership and the new-member coupon for a customer never bound before; the sentence for it."""
-    try:
-        from bot.members.welcome import grant_on_welcome
-    except ImportError:  # a build without points and coupons
-        return None
-    channel = await catalog_for(services).channel(services, channel_code)
-    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
-    return await grant_on_welcome(services, payload["external_userid"],
-                                  channel and channel.benefit_template_code, added_at)
 
 
 async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-The welcome job grants it (`grant_on_welcome`, one short transaction of its own, never the
-binding's) just before it sends the message that announces it; an add without a welcome code (the
-guide greets from the console) gets it from the `members.grant_welcome` job the binding queues.
+The welcome job names it (`new_member_sentence`, read-only) in the message and grants it right
+after sending (`grant_on_welcome`, one short transaction of its own, never the binding's); an add
+without a welcome code (the guide greets from the console) gets it from the `members.grant_welcome`
+job the binding queues.
 A coupon that cannot be issued (out of stock, inactive) leaves just the membership.
 """
 
@@ -96,19 +97,44 @@ class TemplateCard:
     valid_until: dt.datetime | None
     active: bool
     per_member_limit: int | None
+    stock: int | None
 
 
 async def _read_template(session, code: str) -> TemplateCard | None:
     row = await session.scalar(select(CouponTemplate).where(CouponTemplate.code == code))
     return row and TemplateCard(row.id, row.code, row.name, row.kind, row.value_fen, row.min_spend_fen,
                                 row.discount_percent, row.gift_name, row.valid_days, row.valid_from,
-                                row.valid_until, row.active, row.per_member_limit)
+                                row.valid_until, row.active, row.per_member_limit, row.stock)
+
+
+async def new_member_sentence(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
+                              config: MembersConfig | None = None) -> str | None:
+    """The welcome's benefit sentence for a customer not bound before `added_at` (else None); read-only."""
+    config = config or members_config()
+    if not config.create_member_on_binding:
+        return None
+    code = template_code or config.welcome_template_code
+    template = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
+    async with services.db.session() as session:
+        if (await session.execute(_customer_and_member(external_userid, added_at))).one().bound_before:
+            return None
+        if template is None or template.stock is not None:  # to be created, or its stock to be read
+            return await describe_welcome_benefit(session, template_code, config)
+    now = utcnow()
+    _, until = coupons.validity(template, now)
+    if not template.active or (until is not None and until <= now):
+        return "您已成为我们的会员，回复「积分」随时查看积分。"
+    return _coupon_sentence(template, until)
+
+
+def _coupon_sentence(template, until: dt.datetime) -> str:
+    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
 async def grant_on_welcome(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
                            config: MembersConfig | None = None) -> str | None:
     """The welcome job's grant: for a customer not bound before `added_at`, membership and the
-    new-member coupon in one short transaction; returns the sentence that announces them.
+    new-member coupon in one short transaction; returns the sentence for what was issued.
 
     Nearly every such customer is new to the members too: one read and a few plain INSERTs (member,
     join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
@@ -189,7 +215,7 @@ async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -
         code="".join(secrets.choice(coupons.CODE_ALPHABET) for _ in range(12)), template_code=template.code,
         member_id=member_id, source="welcome", issue_key=f"welcome:{member_id}", status="issued",
         valid_from=start, valid_until=until, issued_at=now))
-    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
+    return _coupon_sentence(template, until)
 
 
 @tasks(GRANT_WELCOME_JOB)

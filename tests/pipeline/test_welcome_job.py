@@ -25,7 +25,7 @@ async def coupons_of(world, external_userid: str) -> list[Coupon]:
                                           .where(Member.external_userid == external_userid)))
 
 
-async def test_the_welcome_names_the_coupon_it_granted_without_a_grant_job(world, guide):
+async def test_the_welcome_names_the_coupon_and_its_job_grants_it_without_a_grant_job(world, guide):
     await world.driver.customer_adds_guide("wmNew", guide)
     await until(lambda: _async(welcomes(world, "wmNew")))
     await world.settle()
