@@ -18,11 +18,17 @@ from prometheus_client import Counter
 from sqlalchemy import bindparam, select, update
 
 from bot.callback.inbox import at_intake
-from bot.customers.binding import ENRICH_JOB, WELCOME_JOB, channel_and_store, welcome_text
+from bot.customers.binding import (
+    ENRICH_JOB,
+    ENRICH_WINDOW_SECONDS,
+    WELCOME_JOB,
+    channel_and_store,
+    welcome_text,
+)
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
-from bot.jobs import JobContext, tasks
+from bot.jobs import JobContext, Retry, tasks
 from bot.metrics import REGISTRY
 from bot.storage import utcnow
 from bot.wecom.client import WeComAPIError
@@ -37,6 +43,8 @@ NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend o
 
 ENRICH_BATCH = 100  # batch/get_by_user: ≤100 members a call, ≤100 customers a page
 ENRICH_MAX_PAGES = 20  # then one externalcontact/get per customer still missing
+ENRICH_BATCHES_PER_RUN = 5
+ENRICH_SWEEP_KEY, ENRICH_SWEEP_LEASE_SECONDS = "customers:enrich:sweeping", 120
 WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
 WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
                            "Welcome codes past WeCom's 20 s before their welcome could be sent", registry=REGISTRY)
@@ -148,25 +156,31 @@ async def enrich_customers(job: JobContext, payload: dict) -> None:
     """Profiles (externalcontact/batch/get_by_user) and channel tags of every binding not enriched yet.
 
     One job per second of bindings; whatever it finds pending it does, so a binding that committed
-    after its window's job ran is done by the next one. One sweep at a time: two would do it twice.
+    after its window's job ran is done by the next one. One sweep at a time (two would do it twice);
+    a job that finds one running comes back a second later instead of holding a worker slot.
     """
     services = job.services
     if payload.get("external_userid"):  # queued before batching: that one binding's customer
         await _enrich(services, [_Pending(0, payload["userid"], payload["external_userid"],
                                           payload["channel_code"], "scan")])
         return
-    async with services.kv.lock("customers:enrich", timeout=300, wait=300):
-        while True:
+    # One sweep at a time, and never a worker slot spent waiting for it: come back in a second.
+    if not await services.kv.set_if_absent(ENRICH_SWEEP_KEY, str(job.job_id), ttl=ENRICH_SWEEP_LEASE_SECONDS):
+        raise Retry(ENRICH_WINDOW_SECONDS, "another enrich sweep is running")
+    try:
+        for _ in range(ENRICH_BATCHES_PER_RUN):
             async with services.db.session() as session:
                 pending = [_Pending(*row) for row in await session.execute(
                     select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
                            CustomerBinding.channel_code, CustomerBinding.source)
                     .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
-            if not pending:
-                return
-            await _enrich(services, pending)
+            if pending:
+                await _enrich(services, pending)
             if len(pending) < ENRICH_BATCH:
                 return
+    finally:
+        await services.kv.delete(ENRICH_SWEEP_KEY)
+    raise Retry(0, "more bindings to enrich")  # let other jobs in between batches
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,3 +41,15 @@ async def test_a_customer_missing_from_the_pages_is_fetched_alone(world, guide):
 
     await until(enriched)
     assert [c["query"] for c in world.emulator.calls_to("externalcontact/get")] == [{"external_userid": "wmGone"}]
+
+
+async def test_a_sweep_finding_another_running_comes_back_instead_of_waiting(world):
+    import pytest
+
+    from bot.customers.followup import ENRICH_SWEEP_KEY, enrich_customers
+    from bot.jobs import JobContext, Retry
+
+    await world.services.kv.set(ENRICH_SWEEP_KEY, "another job", ttl=60)
+    with pytest.raises(Retry) as deferred:
+        await enrich_customers(JobContext(world.services, job_id=1, kind="customers.enrich", attempt=1), {})
+    assert deferred.value.defer == 1.0
