@@ -151,7 +151,11 @@ class Service:
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(10)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:  # jobs still running (e.g. a broken run): do not leave it behind
+                process.kill()
+                process.wait()
 
 
 async def jobs_left(url: str) -> int:
@@ -217,6 +221,13 @@ async def measure(service: Service, state, url: str, label: str, events: int, ru
               "wecom_calls_per_event": {path: round(n / events, 2) for path, n in sorted(calls.items())}}
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return result
+
+
+def statements_by_text(workdir: Path) -> collections.Counter:
+    total = collections.Counter()
+    for path in workdir.glob("counts-*.json.sql"):
+        total.update(dict(json.loads(path.read_text())))
+    return total
 
 
 def percentiles(values: list[float]) -> dict:
@@ -342,10 +353,7 @@ async def main(args) -> list[dict]:
                                              len(askers), run_questions, all_answered, lambda: [
                     (arrived_at[("kf", who)] - at) * 1000 for who, at in asked_at.items() if ("kf", who) in arrived_at]))
         if args.statements:
-            total = collections.Counter()
-            for path in workdir.glob("counts-*.json.sql"):
-                total.update(dict(json.loads(path.read_text())))
-            for text, n in total.most_common(40):
+            for text, n in statements_by_text(workdir).most_common(40):
                 print(f"{n:8d}  {text}")
     finally:
         service.stop()
