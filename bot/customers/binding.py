@@ -29,7 +29,6 @@ log = logging.getLogger("bot.customers.binding")
 DIRECT_CHANNEL = "direct"
 WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
 DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
-BENEFIT_PRIORITY = 50  # the coupon the welcome announced: soon, but after welcomes
 ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
 ENRICH_WINDOW_SECONDS = 1.0
 ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
@@ -73,7 +72,6 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
         log.warning("state %r does not decode; bound as direct", state)
     conn = await session.connection()
     known = (await conn.execute(_customer_and_open_binding(external_userid, userid))).one()
-    is_new_customer = known.first_bound_at is None
     binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, greet once
     if binding_id is None:
         qrcode_code = await code_that_showed(conn, userid, channel_code, now) if decoded else None
@@ -99,10 +97,7 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
         await conn.execute(insert(FunnelEvent.__table__).values(
             {column.key: getattr(funnel, column.key) for column in FunnelEvent.__table__.columns
              if column.key != "id"}))
-    # The welcome job grants the new-member benefit it announces; without a welcome code (the guide
-    # greets from the console) a job of its own does (once per member either way).
-    if is_new_customer and not event.get("WelcomeCode"):
-        await _grant_new_member_benefit(ctx, external_userid, channel_code)
+    # The new-member benefit is granted by the enrich job below, for the first binding of a customer.
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
     # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
     window = int(time.time() // ENRICH_WINDOW_SECONDS)
@@ -150,17 +145,6 @@ async def welcome_text(services, channel_code: str, userid: str, store_code: str
     store = store_code and await catalog.store_name(services, store_code, session)
     text = (channel and channel.welcome_text) or DEFAULT_WELCOME
     return text.replace("{guide}", (guide and guide.name) or "您的导购").replace("{store}", store or "门店").strip()
-
-
-async def _grant_new_member_benefit(ctx, external_userid: str, channel_code: str) -> None:
-    try:
-        from bot.members.welcome import GRANT_WELCOME_JOB
-    except ImportError:  # a build without points and coupons
-        return
-    channel = await catalog_for(ctx.services).channel(ctx.services, channel_code, ctx.session)
-    await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid,
-                                          "template_code": channel and channel.benefit_template_code},
-                      dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
 
 
 async def channel_and_store(services, state: str, userid: str, session=None) -> tuple[str, str | None, bool]:

@@ -70,49 +70,31 @@ async def send_welcome(job: JobContext, payload: dict) -> None:
     if await _greeted_already(services.kv, payload):
         return
     channel_code, store_code, _ = await channel_and_store(services, payload["state"], payload["userid"])
-    channel = await catalog_for(services).channel(services, channel_code)
-    benefit = _Benefit(services, payload, channel and channel.benefit_template_code)
+    age = time.time() - payload["create_time"]
+    if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
+        WELCOMES_EXPIRED.inc()
+        log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
+        return
+    text = "\n".join(filter(None, [await welcome_text(services, channel_code, payload["userid"], store_code),
+                                   await _benefit_sentence(services, payload, channel_code)]))
     try:
-        age = time.time() - payload["create_time"]
-        if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
-            WELCOMES_EXPIRED.inc()
-            log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
-            return
-        text = "\n".join(filter(None, [await welcome_text(services, channel_code, payload["userid"], store_code),
-                                       await benefit.sentence()]))
-        try:
-            await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
-        except WeComAPIError as exc:
-            if exc.errcode not in WELCOME_CODE_GONE:
-                raise
-            log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
-    finally:
-        # After the send, never before it: on PostgreSQL concurrent grants queue on the coupon
-        # template's row lock, which must not hold welcomes back. Sent or not, the customer gets it.
-        await benefit.grant()
+        await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
+    except WeComAPIError as exc:
+        if exc.errcode not in WELCOME_CODE_GONE:
+            raise
+        log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
 
 
-class _Benefit:
-    """The new-member benefit of this add: named in the welcome (read-only), granted after it."""
-
-    def __init__(self, services, payload: dict, template_code: str | None) -> None:
-        self.services, self.template_code = services, template_code
-        self.external_userid = payload["external_userid"]
-        self.added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
-
-    async def sentence(self) -> str | None:
-        try:
-            from bot.members.welcome import new_member_sentence
-        except ImportError:  # a build without points and coupons
-            return None
-        return await new_member_sentence(self.services, self.external_userid, self.template_code, self.added_at)
-
-    async def grant(self) -> None:
-        try:
-            from bot.members.welcome import grant_on_welcome
-        except ImportError:
-            return
-        await grant_on_welcome(self.services, self.external_userid, self.template_code, self.added_at)
+async def _benefit_sentence(services, payload: dict, channel_code: str) -> str | None:
+    """What a customer never bound before gets (granted with the enrichment of their binding)."""
+    try:
+        from bot.members.welcome import new_member_sentence
+    except ImportError:  # a build without points and coupons
+        return None
+    channel = await catalog_for(services).channel(services, channel_code)
+    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
+    return await new_member_sentence(services, payload["external_userid"],
+                                     channel and channel.benefit_template_code, added_at)
 
 
 async def _greeted_already(kv, payload: dict) -> bool:
@@ -172,7 +154,7 @@ async def enrich_customers(job: JobContext, payload: dict) -> None:
             async with services.db.session() as session:
                 pending = [_Pending(*row) for row in await session.execute(
                     select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
-                           CustomerBinding.channel_code, CustomerBinding.source)
+                           CustomerBinding.channel_code, CustomerBinding.source, CustomerBinding.started_at)
                     .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
             if pending:
                 await _enrich(services, pending)
@@ -190,6 +172,7 @@ class _Pending:
     external_userid: str
     channel_code: str | None
     source: str
+    started_at: dt.datetime | None = None
 
 
 async def _enrich(services, pending: list[_Pending]) -> None:
@@ -204,7 +187,23 @@ async def _enrich(services, pending: list[_Pending]) -> None:
         if names:
             payload = {"userid": binding.userid, "external_userid": binding.external_userid}
             tagged.setdefault(binding.external_userid, []).extend(await _apply_channel_tags(services, payload, names))
+    await _grant_benefits(services, [binding for binding in added if binding.started_at is not None])
     await _record(services.db, pending, profiles, tagged)
+
+
+async def _grant_benefits(services, added: list[_Pending]) -> None:
+    """The new-member benefit the welcome named, for the customers whose first binding this is:
+    one transaction for the batch (before the bindings are marked, so a failure is retried)."""
+    try:
+        from bot.members.welcome import grant_new_member_benefits
+    except ImportError:  # a build without points and coupons
+        return
+    catalog, grants = catalog_for(services), []
+    for binding in added:
+        channel = binding.channel_code and await catalog.channel(services, binding.channel_code)
+        grants.append((binding.external_userid, channel.benefit_template_code if channel else None,
+                       binding.started_at))
+    await grant_new_member_benefits(services, grants)
 
 
 async def _profiles(services, pending: list[_Pending]) -> dict[str, dict]:

@@ -1,9 +1,9 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-The welcome job names it (`new_member_sentence`, read-only) in the message and grants it right
-after sending (`grant_on_welcome`, one short transaction of its own, never the binding's); an add
-without a welcome code (the guide greets from the console) gets it from the `members.grant_welcome`
-job the binding queues.
+The welcome job names it (`new_member_sentence`, read-only) in the message; the enrich sweep of
+the binding grants it a second or two later (`grant_new_member_benefits`, one transaction per batch
+of bindings, never the binding's own), whether or not the welcome could be sent. The
+`members.grant_welcome` job stays for jobs queued before this.
 A coupon that cannot be issued (out of stock, inactive) leaves just the membership.
 """
 
@@ -131,31 +131,35 @@ def _coupon_sentence(template, until: dt.datetime) -> str:
     return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
-async def grant_on_welcome(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
-                           config: MembersConfig | None = None) -> str | None:
-    """The welcome job's grant: for a customer not bound before `added_at`, membership and the
-    new-member coupon in one short transaction; returns the sentence for what was issued.
+async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]],
+                                    config: MembersConfig | None = None) -> None:
+    """For each (external_userid, template code, bound at) of a customer not bound before then:
+    membership and the new-member coupon, all in one transaction (the enrich sweep's batch).
 
     Nearly every such customer is new to the members too: one read and a few plain INSERTs (member,
     join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
     unusual (already a member, an identity taken, a template to create) takes the general path.
     """
     config = config or members_config()
-    template = await catalog_for(services).read_through(
-        services, "coupon_template", template_code or config.welcome_template_code, _read_template)
+    templates = {}
+    for _, template_code, _ in grants:
+        code = template_code or config.welcome_template_code
+        templates[code] = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
     async with services.db.session() as session, session.begin():
         conn = await session.connection()
-        customer = (await conn.execute(_customer_and_member(external_userid, added_at))).one()
-        if customer.bound_before:
-            return None
-        member = None
-        if config.create_member_on_binding and template is not None and customer.member_id is None:
-            member = await _new_member(conn, config, external_userid, customer)
-        if member is None:
-            benefit = await grant_welcome_benefit(session, external_userid=external_userid,
-                                                  template_code=template_code, config=config)
-            return benefit and benefit.text
-        return await _first_coupon(conn, member, template)
+        for external_userid, template_code, bound_at in grants:
+            customer = (await conn.execute(_customer_and_member(external_userid, bound_at))).one()
+            if customer.bound_before:
+                continue
+            template = templates[template_code or config.welcome_template_code]
+            member = None
+            if config.create_member_on_binding and template is not None and customer.member_id is None:
+                member = await _new_member(conn, config, external_userid, customer)
+            if member is None:
+                await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code,
+                                            config=config)
+            else:
+                await _first_coupon(conn, member, template)
 
 
 def _customer_and_member(external_userid: str, added_at: dt.datetime):

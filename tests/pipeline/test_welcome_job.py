@@ -1,5 +1,5 @@
-"""The welcome job: it grants the new-member benefit it announces, and never spends a WeCom call
-on a welcome code past its 20 s."""
+"""The welcome job names the new-member benefit (the enrich sweep grants it) and never spends a
+WeCom call on a welcome code past its 20 s."""
 
 from __future__ import annotations
 
@@ -25,17 +25,16 @@ async def coupons_of(world, external_userid: str) -> list[Coupon]:
                                           .where(Member.external_userid == external_userid)))
 
 
-async def test_the_welcome_names_the_coupon_and_its_job_grants_it_without_a_grant_job(world, guide):
+async def test_the_welcome_names_the_coupon_and_the_enrich_sweep_grants_it(world, guide):
     await world.driver.customer_adds_guide("wmNew", guide)
     await until(lambda: _async(welcomes(world, "wmNew")))
-    await world.settle()
-    [coupon] = await coupons_of(world, "wmNew")
+    [coupon] = await until(lambda: coupons_of(world, "wmNew"))
     greeting, benefit = welcomes(world, "wmNew")[0]["text"]["content"].split("\n")
     assert greeting.startswith("您好，我是") and benefit.startswith("🎁 新人礼：新人专享券")
     assert coupon.source == "welcome"
     async with world.services.db.session() as session:
         kinds = set(await session.scalars(select(Job.kind)))
-    assert "members.grant_welcome" not in kinds and "customers.welcome" in kinds
+    assert "members.grant_welcome" not in kinds and "customers.enrich" in kinds
 
 
 async def test_an_add_without_a_welcome_code_still_gets_the_benefit(world, guide):
@@ -59,6 +58,13 @@ async def test_a_code_older_than_20_s_is_not_sent_but_counted_and_the_benefit_st
                                     .where(Member.external_userid == "wmLate")) == 1
 
 
+async def all_enriched(world) -> bool:
+    from bot.customers.models import CustomerBinding
+
+    async with world.services.db.session() as session:
+        return None not in set(await session.scalars(select(CustomerBinding.enriched_at)))
+
+
 async def _async(value):
     return value
 
@@ -73,7 +79,7 @@ async def test_a_new_member_gets_the_join_bonus_and_the_coupon_once(world, guide
     world.emulator.clock.advance(60)  # a later re-add, not the add_half → add pair of one add
     await world.driver.customer_adds_guide("wmBonus", guide)  # a re-add: greeted, no second benefit
     await until(lambda: _async(len(welcomes(world, "wmBonus")) == 2))
-    await world.settle()
+    await until(lambda: all_enriched(world))  # the re-add's sweep has run too
     async with world.services.db.session() as session:
         member = await session.scalar(select(Member).where(Member.external_userid == "wmBonus"))
         [entry] = await session.scalars(select(PointsEntry).where(PointsEntry.member_id == member.id))
