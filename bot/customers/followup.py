@@ -9,6 +9,7 @@ wecom_welcome_codes_expired_total); an expired or used code is final, so it is l
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -20,7 +21,6 @@ from sqlalchemy import bindparam, select, update
 from bot.callback.inbox import at_intake
 from bot.customers.binding import (
     ENRICH_JOB,
-    ENRICH_WINDOW_SECONDS,
     WELCOME_JOB,
     channel_and_store,
     welcome_text,
@@ -44,6 +44,7 @@ NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend o
 ENRICH_BATCH = 100  # batch/get_by_user: ≤100 members a call, ≤100 customers a page
 ENRICH_MAX_PAGES = 20  # then one externalcontact/get per customer still missing
 ENRICH_BATCHES_PER_RUN = 5
+ENRICH_PARALLEL_TAG_CALLS = 8
 ENRICH_SWEEP_KEY, ENRICH_SWEEP_LEASE_SECONDS = "customers:enrich:sweeping", 120
 WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
 WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
@@ -139,30 +140,42 @@ async def enrich_customers(job: JobContext, payload: dict) -> None:
 
     One job per second of bindings; whatever it finds pending it does, so a binding that committed
     after its window's job ran is done by the next one. One sweep at a time (two would do it twice);
-    a job that finds one running comes back a second later instead of holding a worker slot.
+    a job that finds one running ends at once: that sweep looks for pending bindings again after
+    letting go, so no worker slot waits on a lock and no binding is left behind.
     """
     services = job.services
     if payload.get("external_userid"):  # queued before batching: that one binding's customer
         await _enrich(services, [_Pending(0, payload["userid"], payload["external_userid"],
                                           payload["channel_code"], "scan")])
         return
-    # One sweep at a time, and never a worker slot spent waiting for it: come back in a second.
-    if not await services.kv.set_if_absent(ENRICH_SWEEP_KEY, str(job.job_id), ttl=ENRICH_SWEEP_LEASE_SECONDS):
-        raise Retry(ENRICH_WINDOW_SECONDS, "another enrich sweep is running")
-    try:
-        for _ in range(ENRICH_BATCHES_PER_RUN):
-            async with services.db.session() as session:
-                pending = [_Pending(*row) for row in await session.execute(
-                    select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
-                           CustomerBinding.channel_code, CustomerBinding.source, CustomerBinding.started_at)
-                    .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
-            if pending:
-                await _enrich(services, pending)
-            if len(pending) < ENRICH_BATCH:
+    while await services.kv.set_if_absent(ENRICH_SWEEP_KEY, str(job.job_id), ttl=ENRICH_SWEEP_LEASE_SECONDS):
+        try:
+            more = await _sweep(services)
+        finally:
+            await services.kv.delete(ENRICH_SWEEP_KEY)
+        if more:
+            raise Retry(0, "more bindings to enrich")  # let other jobs in between batches
+        # A job turned away while this one held the sweep counted on this look.
+        async with services.db.session() as session:
+            if await session.scalar(select(CustomerBinding.id).where(CustomerBinding.enriched_at.is_(None))
+                                    .limit(1)) is None:
                 return
-    finally:
-        await services.kv.delete(ENRICH_SWEEP_KEY)
-    raise Retry(0, "more bindings to enrich")  # let other jobs in between batches
+    # Another job is sweeping: it looks again after it lets go, so it sees this window's bindings.
+
+
+async def _sweep(services) -> bool:
+    """Up to ENRICH_BATCHES_PER_RUN batches; True when it stopped with more pending."""
+    for _ in range(ENRICH_BATCHES_PER_RUN):
+        async with services.db.session() as session:
+            pending = [_Pending(*row) for row in await session.execute(
+                select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
+                       CustomerBinding.channel_code, CustomerBinding.source, CustomerBinding.started_at)
+                .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
+        if pending:
+            await _enrich(services, pending)
+        if len(pending) < ENRICH_BATCH:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +193,18 @@ async def _enrich(services, pending: list[_Pending]) -> None:
     added = [p for p in pending if p.source in ("scan", "direct")]
     profiles = await _profiles(services, added) if added else {}
     tagged: dict[str, list[str]] = {}
-    catalog = catalog_for(services)
-    for binding in added:
+    catalog, calls = catalog_for(services), asyncio.Semaphore(ENRICH_PARALLEL_TAG_CALLS)
+
+    async def tag(binding: _Pending) -> None:  # mark_tag has no batch form: one call each, a few at once
         channel = binding.channel_code and await catalog.channel(services, binding.channel_code)
         names = list(channel.tag_names) if channel else []
         if names:
             payload = {"userid": binding.userid, "external_userid": binding.external_userid}
-            tagged.setdefault(binding.external_userid, []).extend(await _apply_channel_tags(services, payload, names))
+            async with calls:
+                done = await _apply_channel_tags(services, payload, names)
+            tagged.setdefault(binding.external_userid, []).extend(done)
+
+    await asyncio.gather(*(tag(binding) for binding in added))
     await _grant_benefits(services, [binding for binding in added if binding.started_at is not None])
     await _record(services.db, pending, profiles, tagged)
 

@@ -43,13 +43,15 @@ async def test_a_customer_missing_from_the_pages_is_fetched_alone(world, guide):
     assert [c["query"] for c in world.emulator.calls_to("externalcontact/get")] == [{"external_userid": "wmGone"}]
 
 
-async def test_a_sweep_finding_another_running_comes_back_instead_of_waiting(world):
-    import pytest
-
+async def test_a_sweep_finding_another_running_leaves_the_work_to_it_at_once(world, guide):
     from bot.customers.followup import ENRICH_SWEEP_KEY, enrich_customers
-    from bot.jobs import JobContext, Retry
+    from bot.jobs import JobContext
 
     await world.services.kv.set(ENRICH_SWEEP_KEY, "another job", ttl=60)
-    with pytest.raises(Retry) as deferred:
-        await enrich_customers(JobContext(world.services, job_id=1, kind="customers.enrich", attempt=1), {})
-    assert deferred.value.defer == 1.0
+    await world.driver.customer_adds_guide("wmWaiting", guide, name="等一下")
+    await world.settle()
+    await enrich_customers(JobContext(world.services, job_id=1, kind="customers.enrich", attempt=1), {})
+    assert world.emulator.calls_to("externalcontact/batch/get_by_user") == []  # nothing done, nothing waited
+    await world.services.kv.delete(ENRICH_SWEEP_KEY)  # the other sweep ends: the next job does it
+    await enrich_customers(JobContext(world.services, job_id=2, kind="customers.enrich", attempt=1), {})
+    assert (await named_customers(world)) == {"wmWaiting": "等一下"}
