@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 import bot.members.chat.answering  # noqa: F401  (registers the kf.answer job)
 from bot.dispatcher import EventContext, Router
-from bot.members.chat.kf_sync import sync_and_answer
+from bot.members.chat.kf_sync import sync_and_answer, synced_since
 from bot.storage.models import InboxEvent
 
 router = Router("customer_chat")
@@ -18,5 +18,7 @@ async def kf_messages_arrived(ctx: EventContext) -> None:
         ctx.log.warning("kf_msg_or_event without OpenKfId; nothing to sync")
         return
     received_at = await ctx.session.scalar(select(InboxEvent.received_at).where(InboxEvent.id == ctx.inbox_id))
+    if received_at is not None and await synced_since(ctx.kv, open_kfid, received_at):
+        return  # the usual case in a burst: an earlier callback's sync already read this one's messages
     handled = await sync_and_answer(ctx.session, ctx.services, open_kfid, ctx.event.get("Token"), received_at)
     ctx.log.info("kf %s: %d new message(s) taken in", open_kfid, handled)

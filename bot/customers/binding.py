@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections import deque
 
-from sqlalchemy import select
+from sqlalchemy import event as event_api
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
-from bot.stores.contact_ways import decode_state
+from bot.stores.contact_ways import STATE_MAX
 from bot.stores.funnel import code_that_showed, funnel_row
-from bot.stores.models import Channel, Guide, Store
+from bot.stores.models import FunnelEvent
 
 log = logging.getLogger("bot.customers.binding")
 
 DIRECT_CHANNEL = "direct"
 WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
 DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
-BENEFIT_PRIORITY = 50  # the coupon the welcome announced: soon, but after welcomes
 ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
+ENRICH_WINDOW_SECONDS = 1.0
+ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
+_CUSTOMERS, _BINDINGS = Customer.__table__, CustomerBinding.__table__
 
 
 async def open_binding(session: AsyncSession, external_userid: str, userid: str) -> CustomerBinding | None:
@@ -41,14 +47,6 @@ async def open_binding(session: AsyncSession, external_userid: str, userid: str)
     )
 
 
-async def _customer(session: AsyncSession, external_userid: str) -> Customer:
-    customer = await session.scalar(select(Customer).where(Customer.external_userid == external_userid))
-    if customer is None:
-        customer = Customer(external_userid=external_userid, name="", status="unbound", tags=[])
-        session.add(customer)
-    return customer
-
-
 def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) -> None:
     """Make `binding` the customer's current attribution."""
     customer.guide_userid, customer.store_code = binding.guide_userid, binding.store_code
@@ -56,8 +54,12 @@ def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) ->
     customer.first_bound_at = customer.first_bound_at or now
 
 
-async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
-    """add_external_contact: decode the state, bind, and queue the benefit and the tagging."""
+async def bind_on_add(ctx, now: dt.datetime) -> int | None:
+    """add_external_contact: decode the state, bind, and queue the benefit and the tagging.
+
+    Plain statements on the inbox transaction's connection (one read, then two or three INSERTs):
+    this runs for every add, and the ORM's unit of work was most of its cost. Returns the binding id.
+    """
     session, event = ctx.session, ctx.event
     userid, external_userid = event.user_id, event.external_user_id
     if not userid or not external_userid:
@@ -65,67 +67,94 @@ async def bind_on_add(ctx, now: dt.datetime) -> CustomerBinding | None:
         return None
     state = event.get("State") or ""
     # No state, or one we never issued: bind to the guide's own store as a direct add.
-    channel_code, store_code, decoded = await channel_and_store(session, state, userid)
-    source = "scan" if decoded else "direct"
+    channel_code, store_code, decoded = await channel_and_store(ctx.services, state, userid, session)
     if state and not decoded:
         log.warning("state %r does not decode; bound as direct", state)
-    customer = await _customer(session, external_userid)
-    is_new_customer = customer.first_bound_at is None
-    binding = await open_binding(session, external_userid, userid)
-    created = binding is None  # otherwise a repeat (add_half then add): keep the open one, greet once
-    if created:
-        qrcode_code = await code_that_showed(session, userid, channel_code, now) if decoded else None
-        binding = CustomerBinding(
+    conn = await session.connection()
+    known = (await conn.execute(_customer_and_open_binding(external_userid, userid))).one()
+    binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, greet once
+    if binding_id is None:
+        qrcode_code = await code_that_showed(conn, userid, channel_code, now) if decoded else None
+        binding_id = await conn.scalar(insert(_BINDINGS).values(
             external_userid=external_userid, guide_userid=userid, store_code=store_code,
-            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code, source=source,
-            started_at=now,
-        )
-        session.add(binding)
-        if customer.guide_userid is None or customer.status != "bound":
-            attribute(customer, binding, now)
-        session.add(funnel_row(
+            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code,
+            source="scan" if decoded else "direct", started_at=now,
+        ).returning(_BINDINGS.c.id))
+        attribution = {"guide_userid": userid, "store_code": store_code, "channel_code": channel_code,
+                       "status": "bound", "bound_at": now, "updated_at": now}
+        if known.customer_id is None:
+            await conn.execute(insert(_CUSTOMERS).values(
+                external_userid=external_userid, name="", gender=0, tags=[], first_bound_at=now, created_at=now,
+                **attribution))
+        elif known.guide_userid is None or known.status != "bound":
+            await conn.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == known.customer_id).values(
+                first_bound_at=func.coalesce(_CUSTOMERS.c.first_bound_at, now), **attribution))
+        funnel = funnel_row(
             "add", qrcode_code=qrcode_code, channel_code=channel_code, store_code=store_code,
             guide_userid=userid, at=now, external_userid=external_userid,
             undecodable_state=state if state and not decoded else None,
-        ))
-        await session.flush()
-    if is_new_customer:  # the coupon the welcome announced, issued by its own job (once per member)
-        await _grant_new_member_benefit(ctx, external_userid, channel_code)
+        )
+        await conn.execute(insert(FunnelEvent.__table__).values(
+            {column.key: getattr(funnel, column.key) for column in FunnelEvent.__table__.columns
+             if column.key != "id"}))
+    # The new-member benefit is granted by the enrich job below, for the first binding of a customer.
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
-    await ctx.enqueue(
-        ENRICH_JOB, {"userid": userid, "external_userid": external_userid, "channel_code": channel_code},
-        dedupe_key=f"enrich:{binding.id}", priority=ENRICH_PRIORITY,
+    # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
+    window = int(time.time() // ENRICH_WINDOW_SECONDS)
+    queued = _enrich_windows_queued(ctx.services)
+    if window not in queued:  # one insert per window and process, not one per binding
+        await ctx.enqueue(
+            ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
+            run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
+        )
+        # Remembered only once committed: a rolled-back binding must not stop the next one queueing.
+        event_api.listen(session.sync_session, "after_commit",
+                         lambda _session: queued.append(window), once=True)
+    return binding_id
+
+
+def _customer_and_open_binding(external_userid: str, userid: str):
+    """One row: the customer's id, attribution and first binding time, and their open binding with
+    this guide (all NULL for a customer never seen)."""
+    of_customer = _CUSTOMERS.c.external_userid == external_userid
+
+    def column(name: str):
+        return select(_CUSTOMERS.c[name]).where(of_customer).scalar_subquery().label(name)
+
+    return select(
+        column("id").label("customer_id"), column("guide_userid"), column("status"), column("first_bound_at"),
+        select(_BINDINGS.c.id).where(_BINDINGS.c.external_userid == external_userid,
+                                     _BINDINGS.c.guide_userid == userid, _BINDINGS.c.ended_at.is_(None))
+        .order_by(_BINDINGS.c.id.desc()).limit(1).scalar_subquery().label("open_binding_id"),
     )
-    return binding
 
 
-async def welcome_text(session: AsyncSession, channel_code: str, userid: str, store_code: str | None) -> str:
+def _enrich_windows_queued(services) -> deque[int]:
+    """The windows whose enrich job this Services committed (one per app, so tests stay apart)."""
+    queued = getattr(services, "_enrich_windows_queued", None)
+    if queued is None:
+        queued = services._enrich_windows_queued = deque(maxlen=4)
+    return queued
+
+
+async def welcome_text(services, channel_code: str, userid: str, store_code: str | None, session=None) -> str:
     """The channel's welcome text (or the default) with {guide} and {store} filled in."""
-    template = await session.scalar(select(Channel.welcome_text).where(Channel.code == channel_code))
-    guide = await session.scalar(select(Guide.name).where(Guide.userid == userid))
-    store = store_code and await session.scalar(select(Store.name).where(Store.code == store_code))
-    text = template or DEFAULT_WELCOME
-    return text.replace("{guide}", guide or "您的导购").replace("{store}", store or "门店").strip()
+    catalog = catalog_for(services)
+    channel = await catalog.channel(services, channel_code, session)
+    guide = await catalog.guide(services, userid, session)
+    store = store_code and await catalog.store_name(services, store_code, session)
+    text = (channel and channel.welcome_text) or DEFAULT_WELCOME
+    return text.replace("{guide}", (guide and guide.name) or "您的导购").replace("{store}", store or "门店").strip()
 
 
-async def _grant_new_member_benefit(ctx, external_userid: str, channel_code: str) -> None:
-    try:
-        from bot.members.welcome import GRANT_WELCOME_JOB
-    except ImportError:  # a build without points and coupons
-        return
-    template_code = await ctx.session.scalar(
-        select(Channel.benefit_template_code).where(Channel.code == channel_code))
-    await ctx.enqueue(GRANT_WELCOME_JOB, {"external_userid": external_userid, "template_code": template_code},
-                      dedupe_key=f"welcome-benefit:{external_userid}", priority=BENEFIT_PRIORITY)
-
-
-async def channel_and_store(session: AsyncSession, state: str, userid: str) -> tuple[str, str | None, bool]:
+async def channel_and_store(services, state: str, userid: str, session=None) -> tuple[str, str | None, bool]:
     """(channel, store, decoded): the contact way's, or the guide's own store as `direct`."""
-    way = await decode_state(session, state)
+    catalog = catalog_for(services)
+    way = await catalog.contact_way(services, state, session) if state and len(state) <= STATE_MAX else None
     if way is not None:
         return way.channel_code, way.store_code, True
-    store_code = await session.scalar(select(Guide.store_code).where(Guide.userid == userid))
-    return DIRECT_CHANNEL, store_code, False
+    guide = await catalog.guide(services, userid, session)
+    return DIRECT_CHANNEL, guide and guide.store_code, False
 
 
 async def end_binding(session: AsyncSession, external_userid: str, userid: str, reason: str,

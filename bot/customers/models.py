@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.db import utcnow
@@ -49,8 +49,11 @@ class CustomerBinding(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(40))
+    enriched_at: Mapped[dt.datetime | None]  # profile and channel tags fetched (followup.enrich_customers)
 
     __table_args__ = (
         Index("ix_customer_bindings_customer", "external_userid", "started_at"),
         Index("ix_customer_bindings_guide_day", "guide_userid", "started_at"),
+        Index("ix_customer_bindings_enrich_pending", "id", sqlite_where=text("enriched_at IS NULL"),
+              postgresql_where=text("enriched_at IS NULL")),
     )

@@ -45,6 +45,9 @@ async def db_session(handler, ctx: EventContext):
             .where(InboxEvent.id == ctx.inbox_id, InboxEvent.status.in_(("pending", "failed")))
             .values(status="handled", handled_at=utcnow(), attempts=InboxEvent.attempts + 1)
             .returning(InboxEvent.id)
+            # A fresh session holds no objects to synchronise; "auto" would compile an evaluator
+            # of the WHERE clause on every event (~10 % of the add pipeline's CPU).
+            .execution_options(synchronize_session=False)
         )
         if claimed.scalar_one_or_none() is None:
             raise AlreadyHandled(ctx.inbox_id)

@@ -1,29 +1,32 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-The binding only *names* the benefit (`describe_welcome_benefit`, read-only) so its transaction and
-the 20-second welcome never wait on the coupon template's stock lock; the grant itself runs as the
-`members.grant_welcome` job. A coupon that cannot be issued (out of stock, inactive) leaves just
-the membership.
+The welcome job names it (`new_member_sentence`, read-only) in the message; the enrich sweep of
+the binding grants it a second or two later (`grant_new_member_benefits`, one transaction per batch
+of bindings, never the binding's own), whether or not the welcome could be sent. The
+`members.grant_welcome` job stays for jobs queued before this.
+A coupon that cannot be issued (out of stock, inactive) leaves just the membership.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer
 from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
 from bot.members.config import MembersConfig, members_config
 from bot.members.errors import MemberError
 from bot.members.members import create_member, find_member
-from bot.members.models import Coupon, CouponTemplate, Member
+from bot.members.models import Coupon, CouponTemplate, Member, PointsEntry, PointsLot
 from bot.storage import utcnow
 
 GRANT_WELCOME_JOB = "members.grant_welcome"
@@ -74,6 +77,149 @@ async def describe_welcome_benefit(
     _, until = coupons.validity(template, utcnow())
     return (f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，"
             "回复「我的券」随时查看。")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateCard:
+    """What the welcome grant reads of a coupon template (same names as CouponTemplate); the stock
+    is never taken from here: the conditional UPDATE that issues checks it."""
+
+    id: int
+    code: str
+    name: str
+    kind: str
+    value_fen: int
+    min_spend_fen: int
+    discount_percent: int | None
+    gift_name: str | None
+    valid_days: int | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    active: bool
+    per_member_limit: int | None
+    stock: int | None
+
+
+async def _read_template(session, code: str) -> TemplateCard | None:
+    row = await session.scalar(select(CouponTemplate).where(CouponTemplate.code == code))
+    return row and TemplateCard(row.id, row.code, row.name, row.kind, row.value_fen, row.min_spend_fen,
+                                row.discount_percent, row.gift_name, row.valid_days, row.valid_from,
+                                row.valid_until, row.active, row.per_member_limit, row.stock)
+
+
+async def new_member_sentence(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
+                              config: MembersConfig | None = None) -> str | None:
+    """The welcome's benefit sentence for a customer not bound before `added_at` (else None); read-only."""
+    config = config or members_config()
+    if not config.create_member_on_binding:
+        return None
+    code = template_code or config.welcome_template_code
+    template = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
+    async with services.db.session() as session:
+        if (await session.execute(_customer_and_member(external_userid, added_at))).one().bound_before:
+            return None
+        if template is None or template.stock is not None:  # to be created, or its stock to be read
+            return await describe_welcome_benefit(session, template_code, config)
+    now = utcnow()
+    _, until = coupons.validity(template, now)
+    if not template.active or (until is not None and until <= now):
+        return "您已成为我们的会员，回复「积分」随时查看积分。"
+    return _coupon_sentence(template, until)
+
+
+def _coupon_sentence(template, until: dt.datetime) -> str:
+    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
+
+
+async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]],
+                                    config: MembersConfig | None = None) -> None:
+    """For each (external_userid, template code, bound at) of a customer not bound before then:
+    membership and the new-member coupon, all in one transaction (the enrich sweep's batch).
+
+    Nearly every such customer is new to the members too: one read and a few plain INSERTs (member,
+    join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
+    unusual (already a member, an identity taken, a template to create) takes the general path.
+    """
+    config = config or members_config()
+    templates = {}
+    for _, template_code, _ in grants:
+        code = template_code or config.welcome_template_code
+        templates[code] = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
+    async with services.db.session() as session, session.begin():
+        conn = await session.connection()
+        for external_userid, template_code, bound_at in grants:
+            customer = (await conn.execute(_customer_and_member(external_userid, bound_at))).one()
+            if customer.bound_before:
+                continue
+            template = templates[template_code or config.welcome_template_code]
+            member = None
+            if config.create_member_on_binding and template is not None and customer.member_id is None:
+                member = await _new_member(conn, config, external_userid, customer)
+            if member is None:
+                await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code,
+                                            config=config)
+            else:
+                await _first_coupon(conn, member, template)
+
+
+def _customer_and_member(external_userid: str, added_at: dt.datetime):
+    """One row: the customer's name and unionid, whether they were bound before, their member id."""
+    of_customer = Customer.external_userid == external_userid
+    unionid = select(Customer.unionid).where(of_customer).scalar_subquery()
+    return select(
+        select(Customer.name).where(of_customer).scalar_subquery().label("name"),
+        unionid.label("unionid"),
+        select(Customer.id).where(of_customer, Customer.first_bound_at < added_at).scalar_subquery()
+        .label("bound_before"),
+        select(Member.id).where(or_(Member.external_userid == external_userid, Member.unionid == unionid))
+        .limit(1).scalar_subquery().label("member_id"),
+    )
+
+
+async def _new_member(conn, config: MembersConfig, external_userid: str, customer) -> tuple[int, str] | None:
+    """(id, member_no) of a member created now with the join bonus; None when one exists already."""
+    unionid = customer.unionid or None
+    now, bonus = utcnow(), config.join_bonus_points
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    row = (await conn.execute(insert(Member.__table__).values(
+        member_no="M" + "".join(secrets.choice("0123456789") for _ in range(10)), source="binding",
+        name=customer.name or "", external_userid=external_userid, unionid=unionid,
+        stage="member", stage_changed_at=now, joined_at=now, points_balance=bonus,
+    ).on_conflict_do_nothing().returning(Member.__table__.c.id, Member.__table__.c.member_no))).first()
+    if row is None:  # a concurrent grant made the member (or the random number was taken)
+        return None
+    if bonus:  # what ledger.credit writes for the join bonus
+        expires_at = now + dt.timedelta(days=config.points_valid_days)
+        entry_id = await conn.scalar(PointsEntry.__table__.insert().values(
+            member_id=row.id, kind="earn", points=bonus, balance_after=bonus, idempotency_key=f"join:{row.id}",
+            reason="入会礼", actor="system", expires_at=expires_at, created_at=now,
+        ).returning(PointsEntry.__table__.c.id))
+        await conn.execute(PointsLot.__table__.insert().values(
+            member_id=row.id, entry_id=entry_id, expires_at=expires_at, remaining=bonus))
+    return row.id, row.member_no
+
+
+async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -> str:
+    """The welcome coupon of a member created in this transaction (they hold none yet)."""
+    member_id, member_no = member
+    now = utcnow()
+    start, until = coupons.validity(template, now)
+    usable = template.active and until > now and (template.per_member_limit is None or template.per_member_limit > 0)
+    # The same conditional UPDATE as coupons.issue_coupon: two grants racing for the last one cannot both win.
+    if not usable or await conn.scalar(
+            update(CouponTemplate.__table__).where(
+                CouponTemplate.__table__.c.id == template.id,
+                or_(CouponTemplate.__table__.c.stock.is_(None),
+                    CouponTemplate.__table__.c.issued_count < CouponTemplate.__table__.c.stock))
+            .values(issued_count=CouponTemplate.__table__.c.issued_count + 1)
+            .returning(CouponTemplate.__table__.c.id)) is None:
+        log.warning("no welcome coupon for %s: template %s is not issuing", member_no, template.code)
+        return f"您已成为会员（会员号 {member_no}）。"
+    await conn.execute(Coupon.__table__.insert().values(
+        code="".join(secrets.choice(coupons.CODE_ALPHABET) for _ in range(12)), template_code=template.code,
+        member_id=member_id, source="welcome", issue_key=f"welcome:{member_id}", status="issued",
+        valid_from=start, valid_until=until, issued_at=now))
+    return _coupon_sentence(template, until)
 
 
 @tasks(GRANT_WELCOME_JOB)

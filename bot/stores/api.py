@@ -204,4 +204,6 @@ async def patch_guide(call: ApiCall) -> GuideOut:
         for name, value in changes.items():
             setattr(guide, name, value)
         await session.flush()
-        return GuideOut.model_validate(guide)  # before the commit: what cannot be answered is not saved
+        answer = GuideOut.model_validate(guide)  # before the commit: what cannot be answered is not saved
+    await stores_changed(call.services.kv)  # the add pipeline's copy of guides (bot/customers/catalog.py)
+    return answer

@@ -12,10 +12,11 @@ Intake is a few statements per page whatever its size; the answers are worked ou
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.members.config import members_config
@@ -29,13 +30,34 @@ INVALID_SYNC_TOKEN = 95007
 ANSWER_JOB = "kf.answer"
 # received_at is stamped by the web process, synced_at by a worker: allow for their clocks to differ.
 CLOCK_MARGIN = dt.timedelta(milliseconds=50)
+SYNCED_TTL_SECONDS = 600  # a callback older than this is long past its sync anyway
 
 
 async def _locked_cursor(session: AsyncSession, db: Database, open_kfid: str) -> KfCursor:
-    await session.execute(db.insert(KfCursor).values(open_kfid=open_kfid, cursor="", updated_at=utcnow())
-                          .on_conflict_do_nothing(index_elements=["open_kfid"]))
-    return await session.scalar(select(KfCursor).where(KfCursor.open_kfid == open_kfid).with_for_update()
-                                .execution_options(populate_existing=True))
+    locked = select(KfCursor).where(KfCursor.open_kfid == open_kfid).with_for_update() \
+        .execution_options(populate_existing=True)
+    row = await session.scalar(locked)
+    if row is None:  # the account's first message
+        await session.execute(db.insert(KfCursor).values(open_kfid=open_kfid, cursor="", updated_at=utcnow())
+                              .on_conflict_do_nothing(index_elements=["open_kfid"]))
+        row = await session.scalar(locked)
+    return row
+
+
+def _synced_key(open_kfid: str) -> str:
+    return f"kf:synced_at:{open_kfid}"
+
+
+async def synced_since(kv, open_kfid: str, received_at: dt.datetime) -> bool:
+    """A committed sync began after this callback arrived, so it read the callback's messages
+    (WeCom queues a message before it calls back): nothing to do, not even locking the cursor."""
+    synced = await kv.get(_synced_key(open_kfid))
+    return synced is not None and float(synced) >= (received_at + CLOCK_MARGIN).timestamp()
+
+
+def _remember_sync(kv, open_kfid: str, synced: float) -> None:
+    # after_commit is synchronous: the KV write runs as a task (losing it only costs a cursor read).
+    asyncio.get_running_loop().create_task(kv.set(_synced_key(open_kfid), repr(synced), ttl=SYNCED_TTL_SECONDS))
 
 
 async def _page(kf, open_kfid: str, cursor: str, token: str | None) -> dict:
@@ -67,6 +89,11 @@ async def sync_and_answer(
     if received_at is not None and row.synced_at is not None and row.synced_at >= received_at + CLOCK_MARGIN:
         return 0
     row.synced_at = utcnow()
+    # Known to the other callbacks of the burst once committed (never before: a rolled-back sync read nothing).
+    synced, kv = row.synced_at.timestamp(), getattr(services, "kv", None)
+    if kv is not None:
+        event.listen(session.sync_session, "after_commit",
+                     lambda _session: _remember_sync(kv, open_kfid, synced), once=True)
     cursor, taken = row.cursor, 0
     for _ in range(MAX_PAGES):
         page = await _page(services.wecom.kf, open_kfid, cursor, token)

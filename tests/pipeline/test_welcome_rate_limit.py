@@ -1,0 +1,40 @@
+"""Above WeCom's per-API limit the welcome job uses the whole budget and no call on a code past 20 s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import update
+
+from bot.customers.followup import WELCOMES_EXPIRED
+from bot.storage.models import Job
+from tests.pipeline.conftest import until
+
+WELCOME_PATH = "externalcontact/send_welcome_msg"
+
+
+async def test_over_the_limit_the_budget_is_used_and_expired_codes_cost_no_call(world, guide):
+    if time.time() % 60 > 45:  # the limiter counts per wall-clock minute: start well inside one
+        await asyncio.sleep(61 - time.time() % 60)
+    world.services.wecom.limiter.calls_per_minute = 2
+    expired_before = WELCOMES_EXPIRED._value.get()
+    world.emulator.clock = lambda: time.time() - 18  # each code has 2 s of its 20 left on arrival
+    for external_userid in ("wm1", "wm2", "wm3", "wm4"):
+        await world.driver.customer_adds_guide(external_userid, guide)
+
+    async def two_sent():
+        return len([c for c in world.emulator.calls_to(WELCOME_PATH) if c["errcode"] == 0]) == 2
+
+    await until(two_sent)
+    await asyncio.sleep(2.5)  # the deferred two are past their 20 s now
+    async with world.services.db.session() as session, session.begin():  # due now, not next minute
+        await session.execute(update(Job).where(Job.kind == "customers.welcome", Job.status == "queued")
+                              .values(run_at=time.time()))
+    await until(lambda: _is(WELCOMES_EXPIRED._value.get() == expired_before + 2))
+    await world.settle()
+    assert len(world.emulator.calls_to(WELCOME_PATH)) == 2  # the budget, and not one call more
+
+
+async def _is(value):
+    return value
