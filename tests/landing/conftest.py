@@ -46,13 +46,17 @@ class Landing:
 
     async def seed(self, guides=GUIDES, stores=STORES, members=None, channel: dict | None = None,
                    **code_options) -> str:
-        """Stores, guides (WeCom members unless `members` says which are), a channel and a code."""
-        for userid in members if members is not None else [g["userid"] for g in guides]:
-            self.emulator.add_member(userid, userid)
+        """Stores, guides (WeCom members unless `members` says which stay; the others left the corp
+        after they were made guides, so WeCom refuses their contact ways), a channel and a code."""
+        for guide in guides:  # a guide is created only for a member of the corp
+            self.emulator.add_member(guide["userid"], guide["userid"])
         for store in stores:
             await self.api("POST", "/api/v1/stores", 201, json=store)
         for guide in guides:
             await self.api("POST", "/api/v1/guides", 201, json=guide)
+        for guide in guides:
+            if members is not None and guide["userid"] not in members:
+                self.emulator.add_member(guide["userid"], guide["userid"], resigned=True)
         channel = channel or {"code": "poster", "name": "门店海报"}
         await self.api("POST", "/api/v1/channels", 201, json=channel)
         qrcode = await self.api("POST", "/api/v1/qrcodes", 201, json={"channel_code": channel["code"], **code_options})
