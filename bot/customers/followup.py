@@ -17,7 +17,7 @@ from bot.callback.inbox import at_intake
 from bot.customers.binding import ENRICH_JOB, WELCOME_JOB, channel_and_store, welcome_text
 from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
-from bot.jobs import JobContext, tasks
+from bot.jobs import JobContext, Priority, tasks
 from bot.stores.models import Channel
 from bot.wecom.client import WeComAPIError
 from bot.wecom.events import InboundEvent
@@ -29,7 +29,8 @@ INVALID_TAG_ID = 40068
 NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend of the guide
 
 
-WELCOME_PRIORITY = 100  # ahead of everything: the code dies 20 s after the customer added the guide
+WELCOME_PRIORITY = Priority.URGENT  # ahead of everything: the code dies 20 s after the customer added the guide
+WELCOME_CODE_SECONDS = 20
 SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
 
 
@@ -45,7 +46,12 @@ def welcome_at_intake(event: InboundEvent) -> dict | None:
                         "state": event.get("State") or "", "create_time": event.create_time}}
 
 
-@tasks(WELCOME_JOB)
+def welcome_code_deadline(payload: dict) -> float:
+    """WeCom takes a welcome code for 20 s after the add (the event's CreateTime)."""
+    return payload["create_time"] + WELCOME_CODE_SECONDS
+
+
+@tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline)
 async def send_welcome(job: JobContext, payload: dict) -> None:
     services, external_userid = job.services, payload["external_userid"]
     if await _greeted_already(services.kv, payload):
