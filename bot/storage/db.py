@@ -37,12 +37,12 @@ _ASYNCPG_BROKEN = ("another operation is in progress", "connection is closed", "
 
 
 def error_causes(error: BaseException | None):
-    """The error, then its causes (raise … from / during handling), each once."""
+    """The error, then its causes (a driver's original error, raise … from, during handling), each once."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = error.__cause__ or error.__context__
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
 
 
 def is_broken_connection(error: BaseException) -> bool:
