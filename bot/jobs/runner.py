@@ -42,7 +42,7 @@ log = logging.getLogger("bot.jobs")
 BURST_HORIZON_SECONDS = 60.0
 FAULT_BACKOFF_BASE = 0.5  # a store that is down for seconds is tried again within seconds
 FAULT_BACKOFF_CAP = 30.0
-OUTCOME_RETRY_CAP = 5.0
+OUTCOME_RETRY_CAP = 2.0
 
 # Literals, not bound parameters: a prepared statement's generic plan can only use the partial
 # index ix_jobs_queued when the predicate is spelled as in the index.
