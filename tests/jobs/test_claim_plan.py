@@ -30,12 +30,14 @@ async def test_the_claim_walks_the_queued_index_without_sorting_at_100k(db):
     statement = claim_statement(16, now, now + 60, "planner-test")
     async with db.engine.connect() as conn:
         dialect = conn.dialect.name
-        # Statistics taken while the queue was short (a few queued among finished jobs) ...
+        # PostgreSQL: statistics taken while the queue was short (a few queued among finished
+        # jobs). SQLite: none, as in production (it then guessed for the index on status).
         await _fill_queue(conn, dialect, 20, now)
         await conn.execute(text("UPDATE jobs SET status = 'done' WHERE id % 4 <> 0"))
         await conn.commit()
-        await conn.execute(text("ANALYZE jobs"))
-        await conn.commit()
+        if dialect == "postgresql":
+            await conn.execute(text("ANALYZE jobs"))
+            await conn.commit()
         # ... then the backlog arrives.
         await _fill_queue(conn, dialect, BACKLOG, now)
         await conn.commit()
@@ -65,12 +67,14 @@ async def test_a_claim_at_100k_takes_the_most_urgent_jobs_in_milliseconds(db, ru
         await _fill_queue(conn, conn.dialect.name, BACKLOG, now)
     runner = runner_for(db)
     await runner._claim(16)  # warm the connection and the plan cache
-    started = time.perf_counter()
-    claimed = await runner._claim(16)
-    elapsed = time.perf_counter() - started
+    timings = []
+    for _ in range(5):  # the best of five: the machine is shared, a sort of 100k rows is not
+        started = time.perf_counter()
+        claimed = await runner._claim(16)
+        timings.append(time.perf_counter() - started)
     assert len(claimed) == 16 and all(job.priority == 2 for job in claimed)
     async with db.engine.connect() as conn:  # the oldest of the top priority
         next_in_line = await conn.scalar(text(
             "SELECT min(run_at) FROM jobs WHERE status = 'queued' AND priority = 2"))
     assert max(job.run_at for job in claimed) <= next_in_line
-    assert elapsed < 0.05, f"a claim took {elapsed * 1000:.1f} ms"
+    assert min(timings) < 0.008, f"a claim took {min(timings) * 1000:.1f} ms"  # a sorting claim: 14-34 ms
