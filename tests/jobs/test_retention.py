@@ -62,3 +62,22 @@ async def test_dead_letters_are_purged_only_by_id_or_age(db):
         await purge_dead_jobs(db)
     async with db.session() as session:
         assert sorted(await session.scalars(select(Job.dedupe_key))) == ["dead-c", "done"]
+
+
+async def test_the_jobs_cli_purges_dead_letters_and_refuses_a_purge_of_everything(db, database_url, monkeypatch):
+    import asyncio
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import main as cli
+
+    await _add_jobs(db, [("dead-a", "dead", 40), ("dead-b", "dead", 2)])
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    refused = await asyncio.to_thread(CliRunner().invoke, cli, ["jobs", "purge"])
+    assert refused.exit_code == 2 and "JOB_IDS or --older-than-days" in refused.output
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["jobs", "purge", "--older-than-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1]) == {"purged": 1}
+    async with db.session() as session:
+        assert list(await session.scalars(select(Job.dedupe_key))) == ["dead-b"]
