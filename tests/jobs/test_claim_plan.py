@@ -78,4 +78,4 @@ async def test_a_claim_at_100k_takes_the_most_urgent_jobs_in_milliseconds(db):
                 ", ".join(str(job.id) for job in claimed))))
     assert len(claimed) == 16 and all(job.priority == 2 for job in claimed)
     assert max(job.run_at for job in claimed) <= next_in_line  # the oldest of the top priority
-    assert min(timings[1:]) < 0.008, f"a claim took {min(timings[1:]) * 1000:.1f} ms"  # sorting: 14-34 ms
+    assert min(timings[1:]) < 0.010, f"a claim took {min(timings[1:]) * 1000:.1f} ms"  # sorting: 14-34 ms
