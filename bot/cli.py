@@ -278,7 +278,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["queued", "running", "done", "dead"]), default=None)
+@click.option("--status", type=click.Choice(["queued", "running", "done", "dead", "expired"]), default=None)
 @click.option("--kind", default=None)
 @click.option("--limit", type=int, default=50)
 def jobs_list(status: str | None, kind: str | None, limit: int) -> None:
@@ -319,6 +319,32 @@ def jobs_retry(job_id: int) -> None:
     if not asyncio.run(run()):
         raise click.ClickException(f"job {job_id} does not exist or is not dead")
     click.echo(json.dumps({"job_id": job_id, "status": "queued"}))
+
+
+@jobs.command("purge")
+@click.argument("job_ids", type=int, nargs=-1)
+@click.option("--older-than-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Purge the dead letters that died more than this many days ago.")
+def jobs_purge(job_ids: tuple[int, ...], older_than_days: float | None) -> None:
+    """Delete dead letters, by id or by age (other jobs are never touched)."""
+    if not job_ids and older_than_days is None:
+        raise click.UsageError("name the dead jobs to purge: JOB_IDS or --older-than-days")
+    settings = _settings()
+    import datetime as dt
+
+    from bot.jobs.retention import purge_dead_jobs
+    from bot.storage import Database
+
+    async def run() -> int:
+        database = Database(settings.database_url)
+        try:
+            return await purge_dead_jobs(
+                database, job_ids=list(job_ids) or None,
+                older_than=dt.timedelta(days=older_than_days) if older_than_days is not None else None)
+        finally:
+            await database.dispose()
+
+    click.echo(json.dumps({"purged": asyncio.run(run())}))
 
 
 def _add_feature_commands() -> None:

@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(0.5, gt=0)
     job_max_attempts: int = Field(6, ge=1)
     job_concurrency: int = Field(16, ge=1)
+    job_retention_days: float = Field(7.0, gt=0)  # done and expired jobs; dead letters are kept
+    inbox_retention_days: float = Field(30.0, gt=0)  # handled and ignored callbacks
+    retention_batch_rows: int = Field(5000, ge=1)
+    timezone: str = "Asia/Shanghai"  # the corp's: cron specs, opening hours, dates in messages
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

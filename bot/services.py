@@ -53,15 +53,16 @@ def build_dispatcher() -> Dispatcher:
     return dispatcher
 
 
-async def _schedule_recurring_jobs(db: Database) -> None:
-    """Nightly housekeeping (points and coupon expiry, lifecycle stages); idempotent per night."""
-    from bot.members.housekeeping import seed_housekeeping
+async def _schedule_recurring_jobs(db: Database, timezone: str) -> None:
+    """The next occurrence of every cron job (housekeeping, retention); idempotent per occurrence."""
+    import bot.members.housekeeping  # noqa: F401  (declares its cron job)
+    from bot.jobs.cron import seed_cron_jobs
 
     try:
         async with db.session() as session, session.begin():
-            await seed_housekeeping(session)
+            await seed_cron_jobs(session, timezone)
     except Exception as exc:  # the database may be down at start; /readyz says so, WeCom retries
-        log.warning("could not schedule the nightly housekeeping: %s", exc)
+        log.warning("could not schedule the recurring jobs: %s", exc)
 
 
 @asynccontextmanager
@@ -110,7 +111,7 @@ async def open_services(settings: Settings, *, migrate: bool | None = None):
     )
     if emulator is not None:
         emulator.attach(services)
-    await _schedule_recurring_jobs(db)
+    await _schedule_recurring_jobs(db, settings.timezone)
     try:
         yield services
     finally:

@@ -30,11 +30,11 @@ def contact_event(external_userid: str, userid: str = "guide01", create_time: in
 
 
 async def counts(services, kind: str | None = "inbox.dispatch") -> tuple[int, int]:
-    """(inbox rows, jobs of `kind` — when None, every job but the one scheduled at start-up)."""
+    """(inbox rows, jobs of `kind` — when None, every job but the recurring ones queued at start-up)."""
     async with services.db.session() as session:
         inbox = await session.scalar(select(func.count()).select_from(InboxEvent))
         jobs = select(func.count()).select_from(Job)
-        jobs = jobs.where(Job.kind == kind) if kind else jobs.where(Job.kind != "members.housekeeping")
+        jobs = jobs.where(Job.kind == kind) if kind else jobs.where(Job.kind.not_in(("members.housekeeping", "jobs.retention")))
         jobs = await session.scalar(jobs)
     return inbox, jobs
 

@@ -71,9 +71,9 @@ async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, setti
     assert f'wecom_callbacks_total{{outcome="accepted",type="{kind}"}}' in text
     assert f'wecom_callbacks_total{{outcome="duplicate",type="{kind}"}}' in text
     assert 'outcome="bad_signature"' in text
-    async with client.app[SERVICES].db.session() as session:  # its dispatch, its welcome, the nightly job
+    async with client.app[SERVICES].db.session() as session:  # dispatch, welcome, nightly housekeeping, retention
         queued = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
-    assert queued == 3 and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
+    assert queued == 4 and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from bot.customers.binding import (
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
-from bot.jobs import JobContext, Retry, tasks
+from bot.jobs import JobContext, Priority, Retry, tasks
 from bot.metrics import REGISTRY
 from bot.storage import utcnow
 from bot.wecom.client import WeComAPIError
@@ -49,7 +49,7 @@ ENRICH_SWEEP_KEY, ENRICH_SWEEP_LEASE_SECONDS = "customers:enrich:sweeping", 120
 WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
 WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
                            "Welcome codes past WeCom's 20 s before their welcome could be sent", registry=REGISTRY)
-WELCOME_PRIORITY = 100  # ahead of everything: the code dies 20 s after the customer added the guide
+WELCOME_PRIORITY = Priority.URGENT  # ahead of everything: the code dies 20 s after the customer added the guide
 SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
 
 
@@ -65,7 +65,12 @@ def welcome_at_intake(event: InboundEvent) -> dict | None:
                         "state": event.get("State") or "", "create_time": event.create_time}}
 
 
-@tasks(WELCOME_JOB)
+def welcome_code_deadline(payload: dict) -> float:
+    """WeCom takes a welcome code for 20 s after the add (the event's CreateTime)."""
+    return payload["create_time"] + WELCOME_CODE_SECONDS
+
+
+@tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline)
 async def send_welcome(job: JobContext, payload: dict) -> None:
     services, external_userid = job.services, payload["external_userid"]
     if await _greeted_already(services.kv, payload):

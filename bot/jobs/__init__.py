@@ -1,7 +1,10 @@
 """Durable background jobs: enqueue in the caller's transaction, run by a leasing runner."""
 
-from bot.jobs.queue import enqueue
-from bot.jobs.registry import JobContext, Retry, tasks
+from bot.jobs.queue import enqueue, insert_jobs, job_row
+from bot.jobs.registry import JobContext, JobOptions, Priority, Retry, tasks
 from bot.jobs.runner import JobRunner
 
-__all__ = ["JobContext", "JobRunner", "Retry", "enqueue", "tasks"]
+__all__ = ["JobContext", "JobOptions", "JobRunner", "Priority", "Retry", "enqueue", "insert_jobs", "job_row",
+           "tasks"]
+
+from bot.jobs import retention  # noqa: E402,F401  (registers the nightly retention job and its cron)

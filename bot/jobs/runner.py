@@ -3,7 +3,13 @@
 Claiming is one UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING, so several
 workers on PostgreSQL never take the same job; SQLite has a single writer, which gives the same.
 A worker that dies leaves its jobs `running` with a lease in the past; every worker's lease sweep
-puts them back in the queue. Completions are group-committed: one transaction per burst.
+puts them back in the queue. Outcomes (done, retry, dead, expired) are group-committed: one
+transaction per burst, and written again until the database takes them, so an outage neither
+loses a completion nor leaves a job `running` until its lease lapses.
+
+Each run is bounded by its kind's timeout. A transient fault (database or KV unreachable) puts the
+job back with back-off without spending an attempt, until its kind's deadline passes: then it ends
+`expired`.
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import random
 import socket
 import time
 import uuid
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, literal_column, or_, select, tuple_, update
 
-from bot.jobs.registry import JobContext, Retry, tasks
+from bot.jobs import cron
+from bot.jobs.faults import is_transient_fault
+from bot.jobs.registry import JobContext, JobOptions, Retry, tasks
 from bot.jobs.wakeup import PostgresListener, register_local_runner
 from bot.logs import bind_log_context
 from bot.metrics import JOB_LATENCY, JOBS
@@ -30,12 +40,50 @@ log = logging.getLogger("bot.jobs")
 
 
 BURST_HORIZON_SECONDS = 60.0
+FAULT_BACKOFF_BASE = 0.5  # a store that is down for seconds is tried again within seconds
+FAULT_BACKOFF_CAP = 30.0
+OUTCOME_RETRY_CAP = 2.0
+
+# Literals, not bound parameters: a prepared statement's generic plan can only use the partial
+# index ix_jobs_queued when the predicate is spelled as in the index.
+QUEUED = literal_column("'queued'")
+RUNNING = literal_column("'running'")
 
 
 def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
     """Exponential back-off with full jitter in [0.5, 1.5) of the step."""
     step = min(cap, base * 2 ** max(0, attempt - 1))
     return step * (0.5 + random.random())
+
+
+def claim_statement(limit: int, now: float, lease_until: float, worker_id: str):
+    """Take the `limit` most urgent due jobs: an ordered walk of ix_jobs_queued, never a sort."""
+    due = (
+        select(Job.id)
+        .where(Job.status == QUEUED, Job.run_at <= now)
+        .order_by(Job.priority.desc(), Job.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Job)
+        .where(Job.id.in_(due.scalar_subquery()))
+        .values(status="running", attempts=Job.attempts + 1, lease_until=lease_until, locked_by=worker_id)
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass
+class Outcome:
+    """How a run ended, as the row update that records it."""
+
+    job: Job
+    status: str  # done | queued | dead | expired
+    error: str | None = None
+    run_at: float | None = None
+    refund: bool = False  # the attempt does not count (Retry, rate limit, transient fault)
+    fault: bool = False  # a transient fault: the back-off counter grows
 
 
 class JobRunner:
@@ -56,9 +104,10 @@ class JobRunner:
         self.poll_seconds = poll_seconds
         self.backoff_base = backoff_base
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.timezone = ZoneInfo(getattr(getattr(services, "settings", None), "timezone", cron.DEFAULT_TIMEZONE))
         self._wakeup = asyncio.Event()
         self._inflight: dict[int, asyncio.Task] = {}
-        self._completions = GroupCommit(self._mark_done)
+        self._outcomes = GroupCommit(self._write_outcomes)
         self._stopping = False
 
     def notify(self) -> None:
@@ -116,13 +165,18 @@ class JobRunner:
 
     async def _queue_has_work(self) -> bool:
         """A burst waits for running jobs and for retries due within a minute, not for tomorrow's."""
-        async with self.db.session() as session:
-            pending = await session.scalar(
-                select(Job.id).where(
-                    or_(Job.status == "running",
-                        and_(Job.status == "queued", Job.run_at <= time.time() + BURST_HORIZON_SECONDS))
-                ).limit(1)
-            )
+        try:
+            async with self.db.session() as session:
+                pending = await session.scalar(
+                    select(Job.id).where(
+                        or_(Job.status == RUNNING,
+                            and_(Job.status == QUEUED, Job.run_at <= time.time() + BURST_HORIZON_SECONDS))
+                    ).limit(1)
+                )
+        except Exception as exc:
+            if not is_transient_fault(exc):
+                raise
+            return True  # cannot tell during an outage: keep going
         return pending is not None
 
     async def _wait_for_work(self) -> None:
@@ -134,130 +188,180 @@ class JobRunner:
 
     async def _claim(self, limit: int) -> list[Job]:
         now = time.time()
-        due = (
-            select(Job.id)
-            .where(Job.status == "queued", Job.run_at <= now)  # served by the partial index ix_jobs_queued
-            .order_by(Job.priority.desc(), Job.run_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        claim = (
-            update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_until=now + self.lease_seconds,
-                locked_by=self.worker_id,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
+        claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id)
         try:
             async with self.db.session() as session, session.begin():
                 return list((await session.execute(claim)).scalars())
-        except Exception:
-            log.exception("claiming jobs failed; will try again")
+        except Exception as exc:
+            if is_transient_fault(exc):
+                log.warning("cannot claim jobs (%s); will try again", exc)
+            else:
+                log.exception("claiming jobs failed; will try again")
             await asyncio.sleep(self.poll_seconds)
             return []
 
     async def _requeue_expired_leases(self) -> None:
         """Jobs of a worker that died go back to the queue (their attempt stays counted)."""
-        try:
-            async with self.db.session() as session, session.begin():
-                await session.execute(
-                    update(Job)
-                    .where(Job.status == "running", Job.lease_until < time.time())
-                    .values(status="queued", locked_by=None, lease_until=None)
-                )
-        except Exception:
-            log.exception("requeueing expired leases failed")
-
-    async def _renew_leases(self) -> None:
-        """Every third of a lease: extend ours, and requeue the jobs of workers that died."""
-        while True:
-            await self._requeue_expired_leases()
-            await asyncio.sleep(self.lease_seconds / 3)
-            if not self._inflight:
-                continue
-            try:
-                async with self.db.session() as session, session.begin():
-                    await session.execute(
-                        update(Job)
-                        .where(Job.id.in_(list(self._inflight)), Job.locked_by == self.worker_id)
-                        .values(lease_until=time.time() + self.lease_seconds)
-                    )
-            except Exception:
-                log.exception("renewing leases failed")
-
-    async def _execute(self, job: Job) -> None:
-        function = tasks.get(job.kind)
-        context = JobContext(services=self.services, job_id=job.id, kind=job.kind, attempt=job.attempts)
-        with bind_log_context(job_id=job.id, job_kind=job.kind):
-            if job.attempts > job.max_attempts:
-                # Claimed again after its worker died on the last attempt.
-                await self._finish(job, "dead", error=job.last_error or "worker died on the last attempt")
-                return
-            if function is None:
-                await self._finish(job, "dead", error=f"unknown job kind {job.kind!r}")
-                return
-            try:
-                await function(context, job.payload)
-            except Retry as exc:
-                await self._requeue(job, exc.defer, str(exc), counts=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                retry_after = getattr(exc, "retry_after", None)  # the WeCom client's RateLimited
-                error = f"{type(exc).__name__}: {exc}"
-                if retry_after is not None:
-                    await self._requeue(job, float(retry_after), error, counts=False)
-                elif job.attempts >= job.max_attempts:
-                    log.error("job dead after %s attempts: %s", job.attempts, error)
-                    await self._finish(job, "dead", error=error)
-                else:
-                    log.warning("job failed (attempt %s/%s): %s", job.attempts, job.max_attempts, error)
-                    await self._requeue(job, backoff_seconds(job.attempts, self.backoff_base), error)
-            else:
-                await self._finish(job, "done")
-
-    async def _finish(self, job: Job, status: str, error: str | None = None) -> None:
-        if status == "done":
-            await self._completions.submit(job.id)
-        else:
-            values = {"status": status, "finished_at": utcnow(), "lease_until": None}
-            if error is not None:
-                values["last_error"] = error[:4000]
-            await self._update_own(job, values)
-        JOBS.labels(job.kind, status).inc()
-        if status == "done":
-            JOB_LATENCY.labels(job.kind).observe(max(0.0, time.time() - job.run_at))
-
-    async def _mark_done(self, job_ids: list[int]) -> list[None]:
-        """Completions of a burst of jobs in one transaction (GroupCommit)."""
         async with self.db.session() as session, session.begin():
             await session.execute(
                 update(Job)
-                .where(Job.id.in_(job_ids), Job.locked_by == self.worker_id)
-                .values(status="done", finished_at=utcnow(), lease_until=None)
+                .where(Job.status == RUNNING, Job.lease_until < time.time())
+                .values(status="queued", locked_by=None, lease_until=None)
             )
-        return [None] * len(job_ids)
 
-    async def _requeue(self, job: Job, delay: float, error: str, counts: bool = True) -> None:
-        values = {
-            "status": "queued",
-            "run_at": time.time() + delay,
-            "lease_until": None,
-            "last_error": error[:4000],
-        }
-        if not counts:
-            values["attempts"] = Job.attempts - 1
-        await self._update_own(job, values)
-        JOBS.labels(job.kind, "retried").inc()
-
-    async def _update_own(self, job: Job, values: dict) -> None:
-        # Fenced by locked_by: if our lease ran out and another worker took the job, leave it be.
+    async def _extend_own_leases(self) -> None:
+        if not self._inflight:
+            return
         async with self.db.session() as session, session.begin():
             await session.execute(
-                update(Job).where(Job.id == job.id, Job.locked_by == self.worker_id).values(**values)
+                update(Job)
+                .where(Job.id.in_(list(self._inflight)), Job.locked_by == self.worker_id)
+                .values(lease_until=time.time() + self.lease_seconds)
             )
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease: extend ours, then requeue the jobs of workers that died.
+
+        After an outage this runs again within a second, so the leases of living workers are
+        extended before anyone's sweep could mistake them for a dead worker's."""
+        extend_first = False
+        while True:
+            try:
+                if extend_first:
+                    await self._extend_own_leases()
+                await self._requeue_expired_leases()
+                extend_first = True
+                pause = self.lease_seconds / 3
+            except Exception as exc:
+                log.warning("renewing leases failed (%s); trying again", exc)
+                pause = min(1.0, self.lease_seconds / 3)
+            await asyncio.sleep(pause)
+
+    async def _execute(self, job: Job) -> None:
+        function = tasks.get(job.kind)
+        options = tasks.options(job.kind)
+        with bind_log_context(job_id=job.id, job_kind=job.kind):
+            if job.attempts > job.max_attempts:
+                # Claimed again after its worker died on the last attempt.
+                outcome = Outcome(job, "dead", error=job.last_error or "worker died on the last attempt")
+            elif function is None:
+                outcome = Outcome(job, "dead", error=f"unknown job kind {job.kind!r}")
+            else:
+                outcome = await self._run(job, function, options)
+            await self._record(outcome)
+
+    async def _run(self, job: Job, function, options: JobOptions) -> Outcome:
+        deadline = options.deadline(job.payload) if options.deadline else None
+        if deadline is not None and time.time() >= deadline:
+            return Outcome(job, "expired", error=f"deadline passed {time.time() - deadline:.1f}s before it could run")
+        context = JobContext(services=self.services, job_id=job.id, kind=job.kind, attempt=job.attempts)
+        try:
+            async with asyncio.timeout(options.timeout) as scope:
+                await function(context, job.payload)
+        except Retry as exc:
+            return Outcome(job, "queued", error=str(exc), run_at=time.time() + exc.defer, refund=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError) and scope.expired():
+                error = f"timed out after {options.timeout:g}s"
+            elif is_transient_fault(exc):
+                return self._after_transient_fault(job, error, deadline)
+            retry_after = getattr(exc, "retry_after", None)  # the WeCom client's RateLimited
+            if retry_after is not None:
+                return Outcome(job, "queued", error=error, run_at=time.time() + float(retry_after), refund=True)
+            if job.attempts >= job.max_attempts:
+                log.error("job dead after %s attempts: %s", job.attempts, error)
+                return Outcome(job, "dead", error=error)
+            log.warning("job failed (attempt %s/%s): %s", job.attempts, job.max_attempts, error)
+            return Outcome(job, "queued", error=error,
+                           run_at=time.time() + backoff_seconds(job.attempts, self.backoff_base))
+        return Outcome(job, "done")
+
+    def _after_transient_fault(self, job: Job, error: str, deadline: float | None) -> Outcome:
+        run_at = time.time() + backoff_seconds(job.faults + 1, FAULT_BACKOFF_BASE, FAULT_BACKOFF_CAP)
+        if deadline is not None:
+            if time.time() >= deadline:
+                return Outcome(job, "expired", error=f"deadline passed during an outage: {error}")
+            run_at = min(run_at, deadline - 0.05)  # one more try before it is too late
+        log.warning("transient fault, trying again in %.1fs (attempt not counted): %s", run_at - time.time(), error)
+        return Outcome(job, "queued", error=error, run_at=run_at, refund=True, fault=True)
+
+    async def _record(self, outcome: Outcome) -> None:
+        """Write the outcome, again and again while the database is unreachable."""
+        pause = 0.1
+        while True:
+            try:
+                await self._outcomes.submit(outcome)
+                break
+            except Exception as exc:
+                if not is_transient_fault(exc):
+                    log.exception("recording the outcome of job %s failed; its lease will lapse", outcome.job.id)
+                    return
+                log.warning("cannot record the outcome of job %s yet (%s)", outcome.job.id, exc)
+                await asyncio.sleep(pause)
+                pause = min(OUTCOME_RETRY_CAP, pause * 2)
+        job = outcome.job
+        JOBS.labels(job.kind, "retried" if outcome.status == "queued" else outcome.status).inc()
+        if outcome.status == "done":
+            JOB_LATENCY.labels(job.kind).observe(max(0.0, time.time() - job.run_at))
+
+    def _fenced(self, job_id, attempts):
+        # Ours still; or put back by a lease sweep during an outage and not taken by anyone since.
+        return and_(Job.id == job_id, or_(
+            Job.locked_by == self.worker_id,
+            and_(Job.status == QUEUED, Job.locked_by.is_(None), Job.attempts == attempts),
+        ))
+
+    async def _write_outcomes(self, outcomes: list[Outcome]) -> list[None]:
+        """A burst of outcomes in one transaction: completions in one UPDATE, the rest in one
+        executemany; the next occurrence of every finished cron job is queued with them."""
+        now = utcnow()
+        done = [o for o in outcomes if o.status == "done"]
+        others = [o for o in outcomes if o.status != "done"]
+        async with self.db.session() as session, session.begin():
+            if done:
+                await session.execute(
+                    update(Job)
+                    .where(Job.id.in_([o.job.id for o in done]), or_(
+                        Job.locked_by == self.worker_id,
+                        and_(Job.status == QUEUED, Job.locked_by.is_(None),
+                             tuple_(Job.id, Job.attempts).in_([(o.job.id, o.job.attempts) for o in done]))))
+                    .values(status="done", finished_at=now, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+            if others:
+                await (await session.connection()).execute(
+                    update(Job)
+                    .where(self._fenced(bindparam("job_id"), bindparam("held_attempts")))
+                    .values(
+                        status=bindparam("new_status"),
+                        run_at=bindparam("new_run_at"),
+                        attempts=Job.attempts - bindparam("refund"),
+                        faults=bindparam("new_faults"),
+                        last_error=bindparam("error"),
+                        finished_at=bindparam("finished"),
+                        lease_until=None,
+                        locked_by=None,
+                    ),
+                    [self._row_values(o, now) for o in others],
+                )
+            finished = [o.job for o in outcomes if o.status != "queued"]
+            await cron.queue_next_occurrences(session, finished, self.timezone)
+        return [None] * len(outcomes)
+
+    @staticmethod
+    def _row_values(outcome: Outcome, now) -> dict:
+        job = outcome.job
+        final = outcome.status != "queued"
+        return {
+            "job_id": job.id,
+            "held_attempts": job.attempts,
+            "new_status": outcome.status,
+            "new_run_at": outcome.run_at if outcome.run_at is not None else job.run_at,
+            "refund": 1 if outcome.refund else 0,
+            "new_faults": job.faults + 1 if outcome.fault else job.faults,
+            "error": (outcome.error or job.last_error or "")[:4000] or None,
+            "finished": now if final else None,
+        }

@@ -4,7 +4,7 @@ Two implementations of one small interface: in-process (embedded default) and Re
 shared by every web and worker process).
 """
 
-from bot.kv.base import KeyValueStore, KVUnavailable
+from bot.kv.base import KeyValueStore, KVError, KVUnavailable
 from bot.kv.memory import MemoryStore
 from bot.kv.redis import RedisStore
 
@@ -13,4 +13,4 @@ def open_store(redis_url: str | None, prefix: str = "wa:") -> KeyValueStore:
     return RedisStore(redis_url, prefix=prefix) if redis_url else MemoryStore()
 
 
-__all__ = ["KeyValueStore", "KVUnavailable", "MemoryStore", "RedisStore", "open_store"]
+__all__ = ["KeyValueStore", "KVError", "KVUnavailable", "MemoryStore", "RedisStore", "open_store"]

@@ -4,8 +4,12 @@ import abc
 from contextlib import AbstractAsyncContextManager
 
 
-class KVUnavailable(Exception):
-    """The key-value backend cannot be reached."""
+class KVError(Exception):
+    """The key-value backend refused an operation (a bug or a misconfiguration, not an outage)."""
+
+
+class KVUnavailable(KVError):
+    """The key-value backend cannot be reached (connection refused or reset, timeout): transient."""
 
 
 class KeyValueStore(abc.ABC):

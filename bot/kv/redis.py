@@ -3,9 +3,18 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.kv.base import KeyValueStore, KVUnavailable
+from bot.kv.base import KeyValueStore, KVError, KVUnavailable
+
+
+def _kv_error(exc: RedisError) -> KVError:
+    """An outage (the job runner retries it without spending attempts) or a refused command."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return KVUnavailable(str(exc))
+    return KVError(f"{type(exc).__name__}: {exc}")
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -13,7 +22,7 @@ def _ms(seconds: float | None) -> int | None:
 
 
 class RedisStore(KeyValueStore):
-    """Redis-backed store shared by every process; errors surface as KVUnavailable."""
+    """Redis-backed store shared by every process; errors surface as KVUnavailable (outage) or KVError."""
 
     name = "redis"
 
@@ -30,25 +39,25 @@ class RedisStore(KeyValueStore):
         try:
             return await self._redis.get(self._k(key))
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
 
     async def set(self, key, value, ttl=None):
         try:
             await self._redis.set(self._k(key), value, px=_ms(ttl))
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
 
     async def set_if_absent(self, key, value, ttl):
         try:
             return bool(await self._redis.set(self._k(key), value, px=_ms(ttl), nx=True))
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
 
     async def delete(self, key):
         try:
             await self._redis.delete(self._k(key))
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
 
     async def incr(self, key, amount=1, ttl=None):
         try:
@@ -59,7 +68,7 @@ class RedisStore(KeyValueStore):
                 results = await pipe.execute()
             return int(results[0])
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
 
     @asynccontextmanager
     async def lock(self, key, timeout=30.0, wait=30.0):
@@ -67,7 +76,7 @@ class RedisStore(KeyValueStore):
         try:
             acquired = await lock.acquire()
         except RedisError as exc:
-            raise KVUnavailable(str(exc)) from exc
+            raise _kv_error(exc) from exc
         if not acquired:
             raise TimeoutError(f"lock {key!r} not acquired within {wait}s")
         try:

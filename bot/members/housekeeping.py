@@ -1,7 +1,6 @@
 """The nightly members job: lapse coupons and points, move idle members to at_risk / dormant.
 
-`members.housekeeping` re-queues itself for the next night (deduplicated by date), so enqueueing
-it once (`seed_housekeeping`) keeps it running.
+A cron job (bot/jobs/cron.py): start-up queues tonight's run, the runner queues the next one.
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ import time
 
 from sqlalchemy import distinct, select
 
-from bot.jobs import JobContext, enqueue, tasks
+from bot.jobs import JobContext, Priority, tasks
+from bot.jobs.cron import DEFAULT_TIMEZONE, cron, seed_cron_jobs
+from bot.jobs.cron import next_run as next_cron_run
 from bot.members import coupons, ledger, lifecycle
 from bot.members.config import members_config
 from bot.members.models import PointsLot
@@ -21,22 +22,19 @@ from bot.storage import utcnow
 log = logging.getLogger("bot.members")
 
 HOUSEKEEPING_JOB = "members.housekeeping"
-CHINA = dt.timezone(dt.timedelta(hours=8))
-RUN_AT_HOUR = 3  # 03:00 China time, after the tills' day closes
 BATCH = 500
 
-
-def next_run(now: dt.datetime) -> dt.datetime:
-    local = now.astimezone(CHINA)
-    run = local.replace(hour=RUN_AT_HOUR, minute=0, second=0, microsecond=0)
-    return run if run > local else run + dt.timedelta(days=1)
+# 03:00 in the corp's time zone, after the tills' day closes.
+HOUSEKEEPING_CRON = cron("members.housekeeping", "0 3 * * *", HOUSEKEEPING_JOB)
 
 
-async def seed_housekeeping(session) -> bool:
+def next_run(now: dt.datetime, tz: str = DEFAULT_TIMEZONE) -> dt.datetime:
+    return next_cron_run(HOUSEKEEPING_CRON.spec, now, tz)
+
+
+async def seed_housekeeping(session, tz: str = DEFAULT_TIMEZONE) -> bool:
     """Queue the next nightly run (idempotent per night)."""
-    when = next_run(utcnow())
-    return await enqueue(session, HOUSEKEEPING_JOB, {}, dedupe_key=f"{HOUSEKEEPING_JOB}:{when:%Y-%m-%d}",
-                         run_at=when.timestamp())
+    return bool(await seed_cron_jobs(session, tz, jobs=[HOUSEKEEPING_CRON]))
 
 
 async def run_housekeeping(db, now: dt.datetime | None = None) -> dict[str, int]:
@@ -57,10 +55,8 @@ async def run_housekeeping(db, now: dt.datetime | None = None) -> dict[str, int]
     return {"coupons_expired": expired_coupons, "points_expired": expired_points, "stages_moved": moved}
 
 
-@tasks(HOUSEKEEPING_JOB)
+@tasks(HOUSEKEEPING_JOB, priority=Priority.LOW, timeout=3600)
 async def members_housekeeping(ctx: JobContext, payload: dict) -> None:
     started = time.monotonic()
     result = await run_housekeeping(ctx.services.db)
     log.info("members housekeeping %s in %.1fs", result, time.monotonic() - started)
-    async with ctx.services.db.session() as session, session.begin():
-        await seed_housekeeping(session)

@@ -5,6 +5,7 @@ import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -31,6 +32,52 @@ def _sqlite_begin_immediate(connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_ASYNCPG_BROKEN = ("another operation is in progress", "connection is closed", "connection was closed",
+                   "underlying connection is closed", "cannot perform operation")
+
+
+def error_causes(error: BaseException | None):
+    """The error, then its causes (a driver's original error, raise … from, during handling), each once."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+
+
+def is_broken_connection(error: BaseException) -> bool:
+    """The database connection itself is unusable (refused, reset, closed, or left mid-operation)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - the SQLite-only build
+        asyncpg = None
+    for cause in error_causes(error):
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return True
+        if asyncpg is not None and isinstance(
+            cause, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError
+            | asyncpg.CrashShutdownError
+        ):
+            return True
+        # asyncpg's InterfaceError also covers bad arguments (DataError): only its connection states.
+        if asyncpg is not None and isinstance(cause, asyncpg.InterfaceError) and any(
+            state in str(cause) for state in _ASYNCPG_BROKEN
+        ):
+            return True
+        if isinstance(cause, sa_exc.DBAPIError) and cause.connection_invalidated:
+            return True
+    return False
+
+
+def _discard_broken_connection(context) -> None:
+    # asyncpg reports a connection left mid-operation ("another operation is in progress") or cut
+    # by the network as an ordinary error on a connection it thinks is open; SQLAlchemy would put
+    # it back in the pool for the next caller to trip over. Invalidate just that connection.
+    if not context.is_disconnect and is_broken_connection(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
+
+
 class Database:
     """The engine and session factory; one per process."""
 
@@ -44,14 +91,16 @@ class Database:
             # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
             # wait, whereas waiting on SQLite's lock is busy_timeout's sleep-and-poll (up to 100 ms).
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60
+                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         else:
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5,
+                hide_parameters=True,  # errors must not carry callback plaintext or tokens into logs
             )
+            event.listen(self.engine.sync_engine, "handle_error", _discard_broken_connection)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def insert(self, table):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.storage.db import utcnow
@@ -64,8 +64,10 @@ class Job(Base):
     payload: Mapped[dict] = mapped_column(default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)  # higher runs first
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|dead
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|dead|expired
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Transient faults in a row (database or KV unreachable): they set the back-off, not the attempts.
+    faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, default=6)
     run_at: Mapped[float] = mapped_column(Float)  # epoch seconds: cheap to compare on any backend
     lease_until: Mapped[float | None] = mapped_column(Float)
@@ -74,13 +76,17 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
 
+    # The claim's WHERE and ORDER BY exactly (runner.claim_statement spells status='queued' as a
+    # literal, so a prepared generic plan can use it too); nothing else indexes `status` first, so no
+    # statistics can talk the planner into sorting the whole backlog.
     __table_args__ = (
-        # Claims read only queued jobs; done jobs pile up and must not slow them down.
         Index("ix_jobs_queued", priority.desc(), run_at,
-              sqlite_where=status == "queued", postgresql_where=status == "queued"),
+              sqlite_where=text("status = 'queued'"), postgresql_where=text("status = 'queued'")),
         Index("ix_jobs_running_lease", "lease_until",
-              sqlite_where=status == "running", postgresql_where=status == "running"),
-        Index("ix_jobs_status", "status"),
+              sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
+        # Retention deletes finished jobs oldest first.
+        Index("ix_jobs_finished", "finished_at",
+              sqlite_where=text("finished_at IS NOT NULL"), postgresql_where=text("finished_at IS NOT NULL")),
     )
 
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.jobs import insert_jobs, job_row
 from bot.members.config import members_config
 from bot.members.models import KfCursor, KfMessage
 from bot.storage import Database, utcnow
-from bot.storage.models import Job
 from bot.wecom.client import WeComAPIError
 
 MAX_PAGES = 50  # per callback: WeCom may answer empty pages with has_more=1; the next callback resumes
@@ -123,9 +122,8 @@ async def _take_in(session: AsyncSession, db: Database, open_kfid: str, messages
             by_customer.setdefault(_customer_of(message), []).append(message)
     if by_customer:
         priority = members_config().chat_reply_priority
-        await session.execute(db.insert(Job).values([
-            {"kind": ANSWER_JOB, "payload": {"open_kfid": open_kfid, "external_userid": who, "messages": batch},
-             "dedupe_key": f"{ANSWER_JOB}:{batch[0]['msgid']}", "priority": priority, "status": "queued",
-             "attempts": 0, "max_attempts": 6, "run_at": time.time(), "created_at": now}
-            for who, batch in by_customer.items()]).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+        await insert_jobs(session, [
+            job_row(ANSWER_JOB, {"open_kfid": open_kfid, "external_userid": who, "messages": batch},
+                    dedupe_key=f"{ANSWER_JOB}:{batch[0]['msgid']}", priority=priority)
+            for who, batch in by_customer.items()])
     return len(new)
