@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from bot.jobs import enqueue, tasks
 from bot.storage import Database
 from bot.storage.models import Job
-from tests.conftest import POSTGRES_URL, prepare_postgres
+from tests.conftest import prepare_postgres
 from tests.jobs.conftest import make_runner
 
 
@@ -92,16 +92,16 @@ async def no_database(ctx, payload):
     TOUCHED[ctx.job_id] = TOUCHED.get(ctx.job_id, 0) + 1
 
 
-async def _through_proxy(kind: str, count: int, lease_seconds: float):
-    await prepare_postgres(POSTGRES_URL)
-    direct = Database(POSTGRES_URL)
+async def _through_proxy(postgres_url: str, kind: str, count: int, lease_seconds: float):
+    await prepare_postgres(postgres_url)
+    direct = Database(postgres_url)
     async with direct.session() as session, session.begin():
         for n in range(count):
             await enqueue(session, kind, {"n": n})
-    host_port, _, rest = POSTGRES_URL.split("@", 1)[1].partition("/")
+    host_port, _, rest = postgres_url.split("@", 1)[1].partition("/")
     host, _, port = host_port.partition(":")
     proxy = CuttableProxy(host, int(port or 5432))
-    proxied = Database(POSTGRES_URL.replace(host_port, f"127.0.0.1:{await proxy.start()}"))
+    proxied = Database(postgres_url.replace(host_port, f"127.0.0.1:{await proxy.start()}"))
     return direct, proxy, proxied
 
 
@@ -110,11 +110,11 @@ async def _states(db) -> dict[str, int]:
         return dict((await session.execute(select(Job.status, func.count()).group_by(Job.status))).all())
 
 
-async def _outage_while_jobs_run(kind: str, lease_seconds: float, outage_seconds: float):
+async def _outage_while_jobs_run(postgres_url: str, kind: str, lease_seconds: float, outage_seconds: float):
     TOUCHED.clear()
     STARTED.clear()
     RELEASE["jobs"] = asyncio.Event()
-    direct, proxy, proxied = await _through_proxy(kind, 6, lease_seconds)
+    direct, proxy, proxied = await _through_proxy(postgres_url, kind, 6, lease_seconds)
     runner = make_runner(proxied, concurrency=8, lease_seconds=lease_seconds, poll_seconds=0.05)
     task = asyncio.create_task(runner.run())
     try:
@@ -138,8 +138,8 @@ async def _outage_while_jobs_run(kind: str, lease_seconds: float, outage_seconds
         await direct.dispose()
 
 
-async def test_jobs_that_lost_their_connection_are_released_at_once_and_run_once():
-    jobs, recovered_in = await _outage_while_jobs_run("test.reads_twice", lease_seconds=60, outage_seconds=1.0)
+async def test_jobs_that_lost_their_connection_are_released_at_once_and_run_once(postgres_url):
+    jobs, recovered_in = await _outage_while_jobs_run(postgres_url, "test.reads_twice", lease_seconds=60, outage_seconds=1.0)
     # Not after the 60 s lease: as soon as PostgreSQL is back.
     assert [job.status for job in jobs] == ["done"] * 6 and recovered_in < 10
     assert [job.attempts for job in jobs] == [1] * 6  # the outage spent no attempt
@@ -147,20 +147,20 @@ async def test_jobs_that_lost_their_connection_are_released_at_once_and_run_once
     assert TOUCHED == {job.id: 1 for job in jobs}  # each ran to its end exactly once
 
 
-async def test_completions_written_during_an_outage_are_recorded_when_it_ends_not_run_again():
+async def test_completions_written_during_an_outage_are_recorded_when_it_ends_not_run_again(postgres_url):
     # The outage outlasts the lease: a completion that gives up would let the sweep run the job again.
-    jobs, recovered_in = await _outage_while_jobs_run("test.no_database", lease_seconds=1.5, outage_seconds=2.5)
+    jobs, recovered_in = await _outage_while_jobs_run(postgres_url, "test.no_database", lease_seconds=1.5, outage_seconds=2.5)
     assert [job.status for job in jobs] == ["done"] * 6 and recovered_in < 10
     assert TOUCHED == {job.id: 1 for job in jobs}
 
 
-async def test_a_connection_left_mid_operation_is_discarded_not_pooled(monkeypatch):
+async def test_a_connection_left_mid_operation_is_discarded_not_pooled(monkeypatch, postgres_url):
     import asyncpg
     import pytest
     from sqlalchemy.exc import DBAPIError
 
-    await prepare_postgres(POSTGRES_URL)
-    db = Database(POSTGRES_URL)
+    await prepare_postgres(postgres_url)
+    db = Database(postgres_url)
     try:
         async with db.engine.connect() as conn:
             pooled = await conn.get_raw_connection()
