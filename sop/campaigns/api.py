@@ -245,7 +245,11 @@ async def cancel_campaign(call: ApiCall) -> CancelOut:
             raise _refuse(409, "invalid_state", "status", f"campaign is already {status}")
         campaign.status, campaign.cancelled_at = "cancelled", utcnow()
         launched = campaign.launched_at is not None
-    cancelled = await cancel_outreach(call.services, campaign.source) if launched else 0
+    cancelled = 0
+    if launched:
+        # Learn which guides already confirmed first: their delivered part cannot be recalled.
+        await sync_outreach(call.services, campaign.source)
+        cancelled = await cancel_outreach(call.services, campaign.source)
     return CancelOut(id=campaign.id, status="cancelled", cancelled_tasks=cancelled)
 
 
