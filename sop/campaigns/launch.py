@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.jobs import JobContext, Retry, tasks
 from bot.storage import utcnow
 from sop.audience import Audience
 from sop.campaigns.models import Campaign
 from sop.outreach.config import outreach_config
-from sop.outreach.fanout import SEND_JOB, send_job_key
+from sop.outreach.fanout import SEND_JOB, SEND_PRIORITY, send_job_key
 from sop.outreach.models import OutreachPlan, OutreachSend
 from sop.outreach.plan import enqueue_many, plan_recipients
 
@@ -32,6 +32,7 @@ async def launch_job(job: JobContext, payload: dict) -> None:
         raise Retry((campaign.send_at - now).total_seconds(), "not due yet")  # never early
     async with services.kv.lock(PLANNING_LOCK, timeout=900, wait=900):
         await plan_campaign(services, campaign.id)
+    await analyze_outreach(services.db)
     services.wake_runner()
 
 
@@ -55,10 +56,18 @@ async def plan_campaign(services, campaign_id: int) -> int:
         sends = (await session.execute(select(OutreachSend.id, OutreachSend.guide_userid, OutreachSend.chunk).where(
             OutreachSend.source == campaign.source, OutreachSend.status.in_(("planned", "creating"))))).all()
         await enqueue_many(session, [(SEND_JOB, {"send_id": send_id}, send_job_key(campaign.source, guide, chunk))
-                                     for send_id, guide, chunk in sends])
+                                     for send_id, guide, chunk in sends], priority=SEND_PRIORITY)
         if not sends and plan.status == "sending":
             plan.status, plan.sent_at = "sent", utcnow()
     return len(sends)
+
+
+async def analyze_outreach(db) -> None:
+    """Fresh statistics after a bulk plan: without them PostgreSQL reads a chunk's customers
+    through the (source, status) index, every planned row of the campaign for each chunk."""
+    if not db.is_sqlite:
+        async with db.session() as session, session.begin():
+            await session.execute(text("ANALYZE outreach_recipients, outreach_sends"))
 
 
 def due_at(campaign: Campaign) -> float | None:

@@ -23,6 +23,7 @@ from bot.stores.models import Guide, Store
 from bot.wecom.client import WeComAPIError
 from sop.outreach.config import outreach_config
 from sop.outreach.models import OutreachPlan, OutreachRecipient, OutreachSend
+from sop.outreach.plan import enqueue_many
 
 log = logging.getLogger("sop.outreach")
 
@@ -31,6 +32,7 @@ NO_RECEIVABLE_CUSTOMER = 41048
 SENDER_PLACEHOLDERS = ("guide_name", "store_name")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 UPDATE_BATCH = 1000
+SEND_PRIORITY, NOTIFY_PRIORITY = 5, 0  # tasks first: a guide's notice can wait a moment
 
 
 def send_job_key(source: str, guide_userid: str, chunk: int) -> str:
@@ -120,8 +122,9 @@ async def send_job(job: JobContext, payload: dict) -> None:
 async def create_task_once(services, send_id: int) -> None:
     db, wecom = services.db, services.wecom
     async with db.session() as session:
-        send = await session.get(OutreachSend, send_id)
-        plan = await session.scalar(select(OutreachPlan).where(OutreachPlan.source == send.source))
+        send, plan = (await session.execute(
+            select(OutreachSend, OutreachPlan).join(OutreachPlan, OutreachPlan.source == OutreachSend.source)
+            .where(OutreachSend.id == send_id))).one()
     if send.status in ("created", "failed", "cancelled"):
         await _after_send(db, plan, send)
         return
@@ -134,28 +137,32 @@ async def create_task_once(services, send_id: int) -> None:
         return
     if plan.coupon_template_code:
         await _issue_coupons(db, plan, send)
-    async with db.session() as session:
+    earlier_attempt = send.status == "creating"  # it may have created the task already
+    async with db.session() as session, session.begin():
         recipients = list((await session.scalars(
-            select(OutreachRecipient.external_userid).where(*_in_chunk(send),
-                                                            OutreachRecipient.status == "planned")
+            select(OutreachRecipient.external_userid).where(*_in_chunk(send), OutreachRecipient.status == "planned")
             .order_by(OutreachRecipient.id))).all())
         text = await render_for_sender(session, plan.content.get("text") or "", send.guide_userid)
-        known = set((await session.scalars(select(OutreachSend.msgid).where(
-            OutreachSend.guide_userid == send.guide_userid, OutreachSend.msgid.is_not(None)))).all())
+        if recipients and not earlier_attempt:
+            # Committed before the call: a crash from here on leaves a trace the next attempt sees.
+            send.creating_since = time.time()
+            await session.execute(update(OutreachSend).where(OutreachSend.id == send.id).values(
+                status="creating", creating_since=send.creating_since))
     if not recipients:
         await _finish_send(db, plan, send, status="failed", error="no customer left to send to")
         return
 
     msgid = None
-    if send.status == "creating":  # an earlier attempt may have created the task
+    if earlier_attempt:
+        async with db.session() as session:
+            known = set((await session.scalars(select(OutreachSend.msgid).where(
+                OutreachSend.source == send.source, OutreachSend.guide_userid == send.guide_userid,
+                OutreachSend.msgid.is_not(None)))).all())
         msgid = await _find_created_task(wecom, send, recipients, known)
         if msgid:
             log.info("send %s: adopting task %s created by an earlier attempt", send.id, msgid)
     fail_list: list[str] = []
     if msgid is None:
-        async with db.session() as session, session.begin():
-            await session.execute(update(OutreachSend).where(OutreachSend.id == send.id).values(
-                status="creating", creating_since=func.coalesce(OutreachSend.creating_since, time.time())))
         try:
             answer = await wecom.externalcontact.add_msg_template(
                 external_userid=recipients, sender=send.guide_userid,
@@ -170,6 +177,7 @@ async def create_task_once(services, send_id: int) -> None:
             await _finish_send(db, plan, send, status="failed", error=str(exc))
             return
         msgid, fail_list = answer["msgid"], list(answer.get("fail_list") or [])
+    send.status, send.msgid = "created", msgid
     async with db.session() as session, session.begin():
         await _set_recipients(session, send.source, recipients, only_status="planned", status="pending")
         if fail_list:
@@ -177,37 +185,50 @@ async def create_task_once(services, send_id: int) -> None:
                                   status="failed", reason="fail_list")
         await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
                               .values(status="created", msgid=msgid, error=None))
-    send.status, send.msgid = "created", msgid
-    async with db.session() as session:
         cancelled = await session.scalar(select(OutreachPlan.status).where(OutreachPlan.id == plan.id)) == "cancelled"
+        await _after_send_in(session, plan, send)
     if cancelled:  # cancelled while this task was being created: stop it in WeCom too
         await cancel_send(services, send)
-    await _after_send(db, plan, send)
+    await _complete_plan_if_done(db, plan)
 
 
 async def _finish_send(db, plan: OutreachPlan, send: OutreachSend, *, status: str, error: str) -> None:
+    send.status = status
     async with db.session() as session, session.begin():
         await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
                               .values(status=status, error=error[:2000]))
-    send.status = status
-    await _after_send(db, plan, send)
+    await _complete_plan_if_done(db, plan)
 
 
 async def _after_send(db, plan: OutreachPlan, send: OutreachSend) -> None:
-    """Tell the guide once all their chunks exist; the plan is `sent` once every send is done."""
     async with db.session() as session, session.begin():
-        if send.status == "created":
-            await enqueue(session, NOTIFY_JOB, {"source": plan.source, "guide_userid": send.guide_userid},
-                          dedupe_key=f"outreach-notify:{plan.source}:{send.guide_userid}", max_attempts=4)
-        open_sends = await session.scalar(select(func.count()).select_from(OutreachSend).where(
-            OutreachSend.source == plan.source, OutreachSend.status.in_(("planned", "creating"))))
-        if open_sends == 0:
-            done = await session.execute(
-                update(OutreachPlan).where(OutreachPlan.id == plan.id, OutreachPlan.status == "sending")
-                .values(status="sent", sent_at=utcnow(), last_change_at=utcnow()).returning(OutreachPlan.id))
-            if done.scalar_one_or_none() is not None:
-                await enqueue(session, SYNC_JOB, {"source": plan.source}, dedupe_key=f"outreach-sync:{plan.source}:0",
-                              delay=outreach_config().sync_delay_seconds)
+        await _after_send_in(session, plan, send)
+    await _complete_plan_if_done(db, plan)
+
+
+async def _after_send_in(session, plan: OutreachPlan, send: OutreachSend) -> None:
+    """Tell the guide once all their chunks exist (the notice job waits for the last one)."""
+    if send.status == "created":
+        # No wake-up: the notice is not urgent, and NOTIFY serialises commits on PostgreSQL.
+        await enqueue_many(session, [(NOTIFY_JOB, {"source": plan.source, "guide_userid": send.guide_userid},
+                                      f"outreach-notify:{plan.source}:{send.guide_userid}")],
+                           priority=NOTIFY_PRIORITY, max_attempts=4, wake=False)
+
+
+async def _complete_plan_if_done(db, plan: OutreachPlan) -> None:
+    """The plan is `sent` once no send is open. Checked after the send's own commit, so the last
+    of several sends finishing at once sees all the others done (inside, each sees the rest open)."""
+    async with db.session() as session, session.begin():
+        open_send = await session.scalar(select(OutreachSend.id).where(
+            OutreachSend.source == plan.source, OutreachSend.status.in_(("planned", "creating"))).limit(1))
+        if open_send is not None:
+            return
+        done = await session.execute(
+            update(OutreachPlan).where(OutreachPlan.id == plan.id, OutreachPlan.status == "sending")
+            .values(status="sent", sent_at=utcnow(), last_change_at=utcnow()).returning(OutreachPlan.id))
+        if done.scalar_one_or_none() is not None:
+            await enqueue(session, SYNC_JOB, {"source": plan.source}, dedupe_key=f"outreach-sync:{plan.source}:0",
+                          delay=outreach_config().sync_delay_seconds)
 
 
 @tasks(NOTIFY_JOB)

@@ -92,7 +92,7 @@ async def test_a_scheduled_campaign_is_sent_at_send_at_and_not_before(cw):
     assert answer["status"] == "scheduled"
     await cw.settle()
     assert cw.tasks() == []
-    await until(cw.tasks, within=10)
+    await until(cw.tasks, within=30)
     assert time.time() >= send_at.timestamp()
     detail = await cw.api("GET", f"/api/v1/campaigns/{created['id']}", 200)
     assert detail["status"] == "sent"
