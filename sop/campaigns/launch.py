@@ -12,7 +12,7 @@ from bot.storage import utcnow
 from sop.audience import Audience
 from sop.campaigns.models import Campaign
 from sop.outreach.config import outreach_config
-from sop.outreach.fanout import SEND_JOB, SEND_PRIORITY, send_job_key
+from sop.outreach.fanout import SEND_PRIORITY, send_batches
 from sop.outreach.models import OutreachPlan, OutreachSend
 from sop.outreach.plan import enqueue_many, plan_recipients
 
@@ -55,8 +55,8 @@ async def plan_campaign(services, campaign_id: int) -> int:
             campaign.status, campaign.launched_at = "sending", now
         sends = (await session.execute(select(OutreachSend.id, OutreachSend.guide_userid, OutreachSend.chunk).where(
             OutreachSend.source == campaign.source, OutreachSend.status.in_(("planned", "creating"))))).all()
-        await enqueue_many(session, [(SEND_JOB, {"send_id": send_id}, send_job_key(campaign.source, guide, chunk))
-                                     for send_id, guide, chunk in sends], priority=SEND_PRIORITY)
+        await enqueue_many(session, send_batches(campaign.source, [tuple(send) for send in sends], config.sends_per_job),
+                           priority=SEND_PRIORITY)
         if not sends and plan.status == "sending":
             plan.status, plan.sent_at = "sent", utcnow()
     return len(sends)

@@ -15,6 +15,7 @@ class OutreachConfig(BaseSettings):
     cap_per_day: int = Field(1, ge=1)
     cap_per_week: int = Field(7, ge=1)
     chunk_size: int = Field(10_000, ge=1, le=10_000)  # add_msg_template takes ≤ 10,000 customers
+    sends_per_job: int = Field(50, ge=1, le=1000)  # WeCom tasks one fan-out job creates (fewer commits)
     coupons_per_transaction: int = Field(200, ge=1)
     sync_delay_seconds: float = Field(300.0, gt=0)  # first result sync after the tasks exist
     sync_max_delay_seconds: float = Field(6 * 3600.0, gt=0)  # back-off while nothing changes

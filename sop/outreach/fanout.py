@@ -9,9 +9,11 @@ text that announces them is true. No transaction is open during a WeCom call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from contextlib import AsyncExitStack
 
 from sqlalchemy import func, select, update
 
@@ -32,6 +34,7 @@ NO_RECEIVABLE_CUSTOMER = 41048
 SENDER_PLACEHOLDERS = ("guide_name", "store_name")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 UPDATE_BATCH = 1000
+CALLS_PER_BATCH = 8  # add_msg_template calls one batch job has in flight at once
 SEND_PRIORITY, NOTIFY_PRIORITY = 5, 0  # tasks first: a guide's notice can wait a moment
 
 
@@ -41,14 +44,6 @@ def send_job_key(source: str, guide_userid: str, chunk: int) -> str:
 
 def unknown_placeholders(text: str) -> list[str]:
     return sorted({name for name in PLACEHOLDER.findall(text) if name not in SENDER_PLACEHOLDERS})
-
-
-async def render_for_sender(session, text: str, guide_userid: str) -> str:
-    row = (await session.execute(
-        select(Guide.name, Store.name).outerjoin(Store, Store.code == Guide.store_code)
-        .where(Guide.userid == guide_userid))).first()
-    guide_name, store_name = (row or (None, None))
-    return text.replace("{guide_name}", guide_name or "您的导购").replace("{store_name}", store_name or "门店")
 
 
 async def _set_recipients(session, source: str, external_userids: list[str], *, only_status: str | None = None,
@@ -111,108 +106,157 @@ async def _find_created_task(wecom, send: OutreachSend, recipients: list[str], k
 
 @tasks(SEND_JOB)
 async def send_job(job: JobContext, payload: dict) -> None:
-    services = job.services
-    try:
-        async with services.kv.lock(f"outreach-send:{payload['send_id']}", timeout=300, wait=5):
-            await create_task_once(services, payload["send_id"])
-    except TimeoutError:
-        raise Retry(10, "another worker holds this send") from None
+    """Create the WeCom tasks of a batch of sends (one per guide and chunk), each exactly once."""
+    services, busy = job.services, []
+    async with AsyncExitStack() as held:
+        mine = []
+        for send_id in payload["send_ids"]:
+            try:  # a send another worker is creating right now is left to it
+                await held.enter_async_context(services.kv.lock(f"outreach-send:{send_id}", timeout=300, wait=0.5))
+                mine.append(send_id)
+            except TimeoutError:
+                busy.append(send_id)
+        if mine:
+            await create_tasks_once(services, mine)
+    if busy:
+        raise Retry(10, f"{len(busy)} send(s) held by another worker")
 
 
-async def create_task_once(services, send_id: int) -> None:
-    db, wecom = services.db, services.wecom
-    async with db.session() as session:
-        send, plan = (await session.execute(
-            select(OutreachSend, OutreachPlan).join(OutreachPlan, OutreachPlan.source == OutreachSend.source)
-            .where(OutreachSend.id == send_id))).one()
-    if send.status in ("created", "failed", "cancelled"):
-        await _after_send(db, plan, send)
-        return
-    if plan.status == "cancelled":
-        async with db.session() as session, session.begin():
-            await session.execute(update(OutreachSend).where(OutreachSend.id == send.id).values(status="cancelled"))
-            await session.execute(update(OutreachRecipient).where(
-                *_in_chunk(send), OutreachRecipient.status == "planned")
-                .values(status="cancelled", reason="campaign_cancelled").execution_options(synchronize_session=False))
-        return
-    if plan.coupon_template_code:
-        await _issue_coupons(db, plan, send)
-    earlier_attempt = send.status == "creating"  # it may have created the task already
-    async with db.session() as session, session.begin():
-        recipients = list((await session.scalars(
-            select(OutreachRecipient.external_userid).where(*_in_chunk(send), OutreachRecipient.status == "planned")
-            .order_by(OutreachRecipient.id))).all())
-        text = await render_for_sender(session, plan.content.get("text") or "", send.guide_userid)
-        if recipients and not earlier_attempt:
-            # Committed before the call: a crash from here on leaves a trace the next attempt sees.
-            send.creating_since = time.time()
-            await session.execute(update(OutreachSend).where(OutreachSend.id == send.id).values(
-                status="creating", creating_since=send.creating_since))
-    if not recipients:
-        await _finish_send(db, plan, send, status="failed", error="no customer left to send to")
-        return
+def send_batches(source: str, sends: list[tuple[int, str, int]], size: int) -> list[tuple[str, dict, str]]:
+    """(kind, payload, key) jobs for sends ordered by guide and chunk; the key names the first."""
+    ordered = sorted(sends, key=lambda send: (send[1], send[2]))
+    return [(SEND_JOB, {"send_ids": [send[0] for send in batch]}, send_job_key(source, batch[0][1], batch[0][2]))
+            for batch in (ordered[i:i + size] for i in range(0, len(ordered), size))]
 
-    msgid = None
-    if earlier_attempt:
-        async with db.session() as session:
+
+async def _set_recipients_by_id(session, ids: list[int], **values) -> None:
+    for start in range(0, len(ids), UPDATE_BATCH):
+        await session.execute(update(OutreachRecipient).where(OutreachRecipient.id.in_(ids[start:start + UPDATE_BATCH]))
+                              .values(**values).execution_options(synchronize_session=False))
+
+
+async def _render_for_senders(session, text: str, guides: set[str]) -> dict[str, str]:
+    rows = (await session.execute(
+        select(Guide.userid, Guide.name, Store.name).outerjoin(Store, Store.code == Guide.store_code)
+        .where(Guide.userid.in_(guides)))).all()
+    names = {userid: (guide_name, store_name) for userid, guide_name, store_name in rows}
+    rendered = {}
+    for guide in guides:
+        guide_name, store_name = names.get(guide, (None, None))
+        rendered[guide] = text.replace("{guide_name}", guide_name or "您的导购").replace(
+            "{store_name}", store_name or "门店")
+    return rendered
+
+
+async def _create_one(services, plan: OutreachPlan, send: OutreachSend, recipients: list[str], text: str,
+                      earlier_attempt: bool) -> tuple:
+    """("created", msgid, fail_list) or ("failed", error, reason) for one send; transient errors raise."""
+    wecom = services.wecom
+    if earlier_attempt:  # the task may exist already: find it instead of making a second
+        async with services.db.session() as session:
             known = set((await session.scalars(select(OutreachSend.msgid).where(
                 OutreachSend.source == send.source, OutreachSend.guide_userid == send.guide_userid,
                 OutreachSend.msgid.is_not(None)))).all())
         msgid = await _find_created_task(wecom, send, recipients, known)
         if msgid:
             log.info("send %s: adopting task %s created by an earlier attempt", send.id, msgid)
-    fail_list: list[str] = []
-    if msgid is None:
-        try:
-            answer = await wecom.externalcontact.add_msg_template(
-                external_userid=recipients, sender=send.guide_userid,
-                text={"content": text} if text else None, attachments=plan.content.get("attachments") or None)
-        except WeComAPIError as exc:
-            if getattr(exc, "retry_after", None) is not None:
-                raise  # rate limited: the runner defers the job
-            reason = "no_receivable_customer" if exc.errcode == NO_RECEIVABLE_CUSTOMER else f"errcode_{exc.errcode}"
-            async with db.session() as session, session.begin():
-                await _set_recipients(session, send.source, recipients, only_status="planned",
-                                      status="failed", reason=reason)
-            await _finish_send(db, plan, send, status="failed", error=str(exc))
-            return
-        msgid, fail_list = answer["msgid"], list(answer.get("fail_list") or [])
-    send.status, send.msgid = "created", msgid
+            return ("created", msgid, [])
+    try:
+        answer = await wecom.externalcontact.add_msg_template(
+            external_userid=recipients, sender=send.guide_userid, text={"content": text} if text else None,
+            attachments=plan.content.get("attachments") or None)
+    except WeComAPIError as exc:
+        if getattr(exc, "retry_after", None) is not None:
+            raise  # rate limited: the runner defers the job
+        reason = "no_receivable_customer" if exc.errcode == NO_RECEIVABLE_CUSTOMER else f"errcode_{exc.errcode}"
+        return ("failed", str(exc), reason)
+    return ("created", answer["msgid"], list(answer.get("fail_list") or []))
+
+
+async def create_tasks_once(services, send_ids: list[int]) -> None:
+    db = services.db
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(OutreachSend, OutreachPlan).join(OutreachPlan, OutreachPlan.source == OutreachSend.source)
+            .where(OutreachSend.id.in_(send_ids)).order_by(OutreachSend.id))).all()
+    plan = rows[0][1]
+    sends = [send for send, _ in rows if send.status in ("planned", "creating")]
+    if not sends:
+        await _complete_plan_if_done(db, plan)
+        return
+    if plan.status == "cancelled":
+        async with db.session() as session, session.begin():
+            for send in sends:
+                await session.execute(update(OutreachSend).where(OutreachSend.id == send.id).values(status="cancelled"))
+                await session.execute(update(OutreachRecipient).where(*_in_chunk(send), OutreachRecipient.status == "planned")
+                                      .values(status="cancelled", reason="campaign_cancelled")
+                                      .execution_options(synchronize_session=False))
+        return
+    if plan.coupon_template_code:
+        for send in sends:
+            await _issue_coupons(db, plan, send)
+    earlier = {send.id for send in sends if send.status == "creating"}
+    wanted = {(send.guide_userid, send.chunk) for send in sends}
+    chunks: dict[tuple[str, int], list[tuple[int, str]]] = {key: [] for key in wanted}
     async with db.session() as session, session.begin():
-        await _set_recipients(session, send.source, recipients, only_status="planned", status="pending")
-        if fail_list:
-            await _set_recipients(session, send.source, fail_list, only_status="pending",
-                                  status="failed", reason="fail_list")
-        await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
-                              .values(status="created", msgid=msgid, error=None))
+        rows = await session.execute(
+            select(OutreachRecipient.id, OutreachRecipient.external_userid, OutreachRecipient.guide_userid,
+                   OutreachRecipient.chunk)
+            .where(OutreachRecipient.source == plan.source, OutreachRecipient.status == "planned",
+                   OutreachRecipient.guide_userid.in_({guide for guide, _ in wanted}))
+            .order_by(OutreachRecipient.id))
+        for recipient_id, external_userid, guide, chunk in rows.tuples():
+            if (guide, chunk) in chunks:
+                chunks[(guide, chunk)].append((recipient_id, external_userid))
+        texts = await _render_for_senders(session, plan.content.get("text") or "", {guide for guide, _ in wanted})
+        fresh = [send.id for send in sends if send.id not in earlier and chunks[(send.guide_userid, send.chunk)]]
+        if fresh:
+            # Committed before any call: a crash from here on leaves a trace the next attempt sees.
+            await session.execute(update(OutreachSend).where(OutreachSend.id.in_(fresh))
+                                  .values(status="creating", creating_since=time.time()))
+    calls = asyncio.Semaphore(CALLS_PER_BATCH)
+
+    async def create(send: OutreachSend):
+        recipients = [external_userid for _, external_userid in chunks[(send.guide_userid, send.chunk)]]
+        if not recipients:
+            return ("failed", "no customer left to send to", None)
+        async with calls:
+            return await _create_one(services, plan, send, recipients, texts[send.guide_userid], send.id in earlier)
+
+    outcomes = await asyncio.gather(*(create(send) for send in sends), return_exceptions=True)
+    created = []
+    async with db.session() as session, session.begin():
+        for send, outcome in zip(sends, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                continue  # left `creating`: the retry looks for the task first
+            ids = {external_userid: recipient_id for recipient_id, external_userid in chunks[(send.guide_userid, send.chunk)]}
+            if outcome[0] == "created":
+                _, msgid, fail_list = outcome
+                failed = [ids[external_userid] for external_userid in fail_list if external_userid in ids]
+                await _set_recipients_by_id(session, sorted(set(ids.values()) - set(failed)), status="pending")
+                await _set_recipients_by_id(session, failed, status="failed", reason="fail_list")
+                await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
+                                      .values(status="created", msgid=msgid, error=None))
+                send.status, send.msgid = "created", msgid
+                created.append(send)
+            else:
+                _, error, reason = outcome
+                if reason:
+                    await _set_recipients_by_id(session, list(ids.values()), status="failed", reason=reason)
+                await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
+                                      .values(status="failed", error=error[:2000]))
         cancelled = await session.scalar(select(OutreachPlan.status).where(OutreachPlan.id == plan.id)) == "cancelled"
-        await _after_send_in(session, plan, send)
-    if cancelled:  # cancelled while this task was being created: stop it in WeCom too
-        await cancel_send(services, send)
-    await _complete_plan_if_done(db, plan)
-
-
-async def _finish_send(db, plan: OutreachPlan, send: OutreachSend, *, status: str, error: str) -> None:
-    send.status = status
-    async with db.session() as session, session.begin():
-        await session.execute(update(OutreachSend).where(OutreachSend.id == send.id)
-                              .values(status=status, error=error[:2000]))
-    await _complete_plan_if_done(db, plan)
-
-
-async def _after_send(db, plan: OutreachPlan, send: OutreachSend) -> None:
-    async with db.session() as session, session.begin():
-        await _after_send_in(session, plan, send)
-    await _complete_plan_if_done(db, plan)
-
-
-async def _after_send_in(session, plan: OutreachPlan, send: OutreachSend) -> None:
-    """Tell the guide once all their chunks exist (the notice job waits for the last one)."""
-    if send.status == "created":
-        # No wake-up: the notice is not urgent, and NOTIFY serialises commits on PostgreSQL.
+        # No wake-up: the notices are not urgent, and NOTIFY serialises commits on PostgreSQL.
         await enqueue_many(session, [(NOTIFY_JOB, {"source": plan.source, "guide_userid": send.guide_userid},
-                                      f"outreach-notify:{plan.source}:{send.guide_userid}")],
+                                      f"outreach-notify:{plan.source}:{send.guide_userid}") for send in created],
                            priority=NOTIFY_PRIORITY, max_attempts=4, wake=False)
+    if cancelled:  # cancelled while these tasks were being created: stop them in WeCom too
+        for send in created:
+            await cancel_send(services, send)
+    await _complete_plan_if_done(db, plan)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if errors:
+        raise errors[0]
 
 
 async def _complete_plan_if_done(db, plan: OutreachPlan) -> None:

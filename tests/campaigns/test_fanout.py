@@ -87,7 +87,7 @@ async def test_two_workers_on_one_send_create_one_task(cw, monkeypatch):
     create = contact.add_msg_template
 
     async def slow_create(**call):
-        await asyncio.sleep(0.3)  # both workers are inside the job at the same time
+        await asyncio.sleep(1.0)  # longer than a second worker waits for the send
         return await create(**call)
 
     monkeypatch.setattr(contact, "add_msg_template", slow_create)
@@ -102,7 +102,10 @@ async def test_two_workers_on_one_send_create_one_task(cw, monkeypatch):
     class Job:
         services = cw.services
 
-    await asyncio.gather(send_job(Job, {"send_id": send.id}), send_job(Job, {"send_id": send.id}))
+    outcomes = await asyncio.gather(send_job(Job, {"send_ids": [send.id]}), send_job(Job, {"send_ids": [send.id]}),
+                                    return_exceptions=True)
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["NoneType", "Retry"]  # one waits its turn
+    await send_job(Job, {"send_ids": [send.id]})  # its retry finds the task made
     assert len(cw.emulator.calls_to(ADD)) == 1 and len(cw.tasks()) == 1
 
 
