@@ -43,7 +43,7 @@ from sop.outreach import results
 from sop.outreach.config import outreach_config
 from sop.outreach.fanout import cancel_outreach, remind_outreach
 from sop.outreach.models import OutreachPlan, OutreachRecipient
-from sop.outreach.plan import preview
+from sop.outreach.plan import anyone_to_send, preview
 from sop.outreach.sync import finish_if_final, sync_outreach
 
 MANAGERS = [Role.HQ_ADMIN, Role.STORE_MANAGER]
@@ -222,9 +222,9 @@ async def launch_campaign(call: ApiCall) -> CampaignCreated:
             problem = ("the campaign is not approved yet" if campaign.status == "draft"
                        else f"campaign is {await _status(session, campaign)}; only an approved campaign is launched")
             raise _refuse(409, "invalid_state", "status", problem)
-        rows = await preview(session, Audience.model_validate(campaign.audience), config=outreach_config(),
-                             now=utcnow(), source=campaign.source, holdout_percent=campaign.holdout_percent)
-        if not any(reason == "targeted" for _, _, reason, count in rows if count):
+        if not await anyone_to_send(session, Audience.model_validate(campaign.audience), config=outreach_config(),
+                                    now=utcnow(), source=campaign.source, holdout_percent=campaign.holdout_percent,
+                                    needs_member=campaign.coupon_template_code is not None):
             raise _refuse(422, "empty_audience", "audience", "no customer of this audience can be sent to")
         run_at = due_at(campaign)
         campaign.status = "scheduled" if run_at else "sending"

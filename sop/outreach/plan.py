@@ -111,6 +111,16 @@ async def preview(session: AsyncSession, audience: Audience, *, config: Outreach
     return [tuple(row) for row in (await session.execute(statement)).all()]
 
 
+async def anyone_to_send(session: AsyncSession, audience: Audience, *, config: OutreachConfig, now: dt.datetime,
+                         source: str, holdout_percent: int, needs_member: bool) -> bool:
+    """Whether at least one customer of the audience would be sent to (stops at the first)."""
+    dialect = session.get_bind().dialect.name
+    base, _, reason, _ = classified(audience, source=source, holdout_percent=holdout_percent,
+                                    needs_member=needs_member, config=config, now=now, dialect=dialect)
+    await without_jit(session)
+    return await session.scalar(base(Customer.id).where(reason == "targeted").limit(1)) is not None
+
+
 async def plan_recipients(session: AsyncSession, plan: OutreachPlan, audience: Audience, *,
                           config: OutreachConfig, now: dt.datetime) -> None:
     """Write every customer of the audience as a recipient, the planned ones in the ledger, and
