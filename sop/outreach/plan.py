@@ -140,6 +140,8 @@ async def plan_recipients(session: AsyncSession, plan: OutreachPlan, audience: A
                   inner.c.store_code, chunk, status,
                   case((inner.c.reason.in_(("targeted", "held_out")), None), else_=inner.c.reason))
     await without_jit(session)
+    if dialect == "postgresql":  # the window's sort of every customer stays in memory, not on disk
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
     columns = ["source", "customer_id", "external_userid", "member_id", "guide_userid", "store_code", "chunk",
                "status", "reason"]
     await session.execute(insert(OutreachRecipient).from_select(columns, rows))
