@@ -115,3 +115,19 @@ async def test_results_are_synced_on_a_schedule_with_cursor_paging_until_finishe
     assert (detail["counts"]["sent"], detail["counts"]["not_friend"], detail["counts"]["pending"]) == (4, 1, 0)
     result_calls = cw.emulator.calls_to("externalcontact/get_groupmsg_send_result")
     assert len(result_calls) >= 3 and {c["body"].get("cursor") for c in result_calls} >= {None, "2", "4"}
+
+
+async def test_wecom_results_keep_not_a_friend_over_the_cap_and_sent_apart(cw):
+    await bind(cw, "ann", ["wmSent", "wmGone", "wmFull"])
+    campaign_id = await cw.launch()
+    cw.emulator.customers["wmGone"].follows.pop("ann")  # deleted after the task was made
+    month = cw.emulator.month()
+    cw.emulator.group_send_ledger[("wmFull", month)] = cw.emulator.group_send_cap_per_month  # WeCom's own cap
+    confirm_group_send(cw.emulator, task_of(cw, "ann").msgid)
+    detail = await cw.api("POST", f"/api/v1/campaigns/{campaign_id}/sync", 200, json={})
+    counts = detail["counts"]
+    assert (counts["sent"], counts["not_friend"], counts["over_cap"], counts["pending"]) == (1, 1, 1, 0)
+    page = await cw.api("GET", f"/api/v1/campaigns/{campaign_id}/recipients", 200)
+    assert {r["external_userid"]: (r["status"], r["reason"]) for r in page["recipients"]} == {
+        "wmSent": ("sent", None), "wmGone": ("not_friend", "wecom"), "wmFull": ("over_cap", "wecom")}
+    assert [m["to"] for m in cw.emulator.outbox if m["channel"] == "groupmsg"] == ["wmSent"]
