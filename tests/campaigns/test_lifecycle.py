@@ -131,3 +131,25 @@ async def test_wecom_results_keep_not_a_friend_over_the_cap_and_sent_apart(cw):
     assert {r["external_userid"]: (r["status"], r["reason"]) for r in page["recipients"]} == {
         "wmSent": ("sent", None), "wmGone": ("not_friend", "wecom"), "wmFull": ("over_cap", "wecom")}
     assert [m["to"] for m in cw.emulator.outbox if m["channel"] == "groupmsg"] == ["wmSent"]
+
+
+async def test_with_wecom_capping_one_a_day_our_plan_never_makes_wecom_refuse(cw):
+    cw.emulator.group_send_cap_per_day = 1
+    await bind(cw, "ann", ["wmA1", "wmA2"])
+    first = await cw.launch()
+    confirm_group_send(cw.emulator, task_of(cw, "ann").msgid)
+    # A second campaign the same day: our ledger keeps both customers out (1 a day by default)
+    # instead of handing WeCom a task it would refuse per customer.
+    await bind(cw, "bo", ["wmB1"])
+    second = await cw.launch({**CAMPAIGN, "name": "第二波", "audience": {}})
+    bo_task = task_of(cw, "bo")
+    assert list(next(iter(bo_task.tasks.values())).results) == ["wmB1"]
+    confirm_group_send(cw.emulator, bo_task.msgid)
+    for campaign_id in (first, second):
+        await cw.api("POST", f"/api/v1/campaigns/{campaign_id}/sync", 200, json={})
+    detail = await cw.api("GET", f"/api/v1/campaigns/{second}", 200)
+    assert (detail["counts"]["sent"], detail["counts"]["over_cap"]) == (1, 2)
+    over = await cw.api("GET", f"/api/v1/campaigns/{second}/recipients?status=over_cap", 200)
+    assert {r["reason"] for r in over["recipients"]} == {"over_cap"}  # ours, at planning; none from WeCom
+    # And WeCom's own daily cap, as the emulator plays it, refuses a second send the same day.
+    assert cw.emulator.over_group_send_cap("wmA1") and not cw.emulator.over_group_send_cap("wmNobody")
