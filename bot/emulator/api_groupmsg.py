@@ -1,4 +1,4 @@
-"""企业群发: tasks for members, confirmed by the member, capped per customer per month."""
+"""企业群发: tasks for members, confirmed by the member, capped per customer (month, or day / week)."""
 
 from __future__ import annotations
 
@@ -79,26 +79,24 @@ def _group_send(state: EmulatorState, call: Call) -> GroupSend:
 
 
 def confirm_group_send(state: EmulatorState, msgid: str, sender: str | None = None) -> dict:
-    """The member taps "send" in their WeCom client: deliver within friendship and the monthly cap."""
+    """The member taps "send" in their WeCom client: deliver within friendship and the customer's caps."""
     send = state.group_sends.get(msgid)
     if send is None:
         raise KeyError(msgid)
     if send.cancelled:
         raise ValueError("this group send was cancelled")
     tasks = [send.tasks[sender]] if sender else list(send.tasks.values())
-    month = state.month()
     for task in tasks:
         if task.status == TASK_SENT:
             continue
         for external_userid, result in task.results.items():
             customer = state.customers.get(external_userid)
-            ledger_key = (external_userid, month)
             if customer is None or task.userid not in customer.follows:
                 result["status"] = NOT_A_FRIEND
-            elif state.group_send_ledger.get(ledger_key, 0) >= state.group_send_cap_per_month:
+            elif state.over_group_send_cap(external_userid):
                 result["status"] = OVER_CAP
             else:
-                state.group_send_ledger[ledger_key] = state.group_send_ledger.get(ledger_key, 0) + 1
+                state.record_group_send_received(external_userid)
                 result.update(status=SENT, send_time=state.now())
                 state.deliver(
                     "groupmsg",

@@ -98,6 +98,26 @@ class EmulatorDriver:
         event = self._contact_event("transfer_fail", takeover_userid, external_userid, FailReason=reason)
         return await self._post(event)
 
+    async def guide_edits_customer_tags(
+        self, userid: str, external_userid: str, add: list[str] = (), remove: list[str] = ()
+    ) -> dict:
+        """The guide changes the customer's corp tags (ids) in their client: edit_external_contact."""
+        follow = self.state.customers[external_userid].follows[userid]
+        follow.tag_ids = (follow.tag_ids | set(add)) - set(remove)
+        return await self._post(self._contact_event("edit_external_contact", userid, external_userid))
+
+    async def corp_tag_changes(self, tag_id: str, change_type: str = "update", tag_type: str = "tag") -> dict:
+        """A corp tag was created, renamed or deleted in the admin console: change_external_tag."""
+        if change_type == "delete":
+            self.state.tags.pop(tag_id, None)
+            for customer in self.state.customers.values():
+                for follow in customer.follows.values():
+                    follow.tag_ids.discard(tag_id)
+        event = {"ToUserName": self.state.corp_id, "FromUserName": "sys", "CreateTime": self.state.now(),
+                 "MsgType": "event", "Event": "change_external_tag", "Id": tag_id, "TagType": tag_type,
+                 "ChangeType": change_type}
+        return await self._post(event)
+
     # 微信客服
 
     async def customer_writes_kf(

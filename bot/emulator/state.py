@@ -86,6 +86,10 @@ class EmulatorState:
         self.kf_sent_msgids: set[tuple[str, str]] = set()
         self.group_sends: dict[str, GroupSend] = {}
         self.group_send_ledger: dict[tuple[str, str], int] = {}  # (external_userid, month) -> received
+        # The admin may instead cap a customer per day or per week (doc 92135); None: not set.
+        self.group_send_cap_per_day: int | None = None
+        self.group_send_cap_per_week: int | None = None
+        self.group_send_received: dict[str, list[float]] = {}  # external_userid -> when they received
         self.transfers: list[Transfer] = []
         self._counters: dict[tuple, int] = {}
 
@@ -99,6 +103,26 @@ class EmulatorState:
     def month(self) -> str:
         """The calendar month in China time, the period of the per-customer group-send cap."""
         return time.strftime("%Y-%m", time.gmtime(self.clock() + CHINA_UTC_OFFSET))
+
+    def over_group_send_cap(self, external_userid: str) -> bool:
+        """The customer already received as many company group sends as the admin allows."""
+        if self.group_send_ledger.get((external_userid, self.month()), 0) >= self.group_send_cap_per_month:
+            return True
+        received = self.group_send_received.get(external_userid, [])
+        local = time.gmtime(self.clock() + CHINA_UTC_OFFSET)
+        day = time.strftime("%Y-%m-%d", local)
+        week = time.strftime("%G-%V", local)
+        for cap, period, fmt in ((self.group_send_cap_per_day, day, "%Y-%m-%d"),
+                                 (self.group_send_cap_per_week, week, "%G-%V")):
+            if cap is not None and sum(
+                    time.strftime(fmt, time.gmtime(at + CHINA_UTC_OFFSET)) == period for at in received) >= cap:
+                return True
+        return False
+
+    def record_group_send_received(self, external_userid: str) -> None:
+        key = (external_userid, self.month())
+        self.group_send_ledger[key] = self.group_send_ledger.get(key, 0) + 1
+        self.group_send_received.setdefault(external_userid, []).append(self.clock())
 
     # Seeding
 

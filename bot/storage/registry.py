@@ -2,9 +2,12 @@
 
 import bot.api.audit  # noqa: F401
 import bot.customers.models  # noqa: F401
+import bot.customers.tag_mirror_models  # noqa: F401
 import bot.members.models  # noqa: F401
 import bot.storage.models  # noqa: F401
 import bot.stores.models  # noqa: F401
+import sop.campaigns.models  # noqa: F401
+import sop.outreach.models  # noqa: F401
 from bot.storage.models import Base
 
 metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""HQ campaigns: an audience reached through each customer's own guide, and what it achieved."""
