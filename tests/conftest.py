@@ -91,6 +91,8 @@ def postgres_url() -> str:
     return _test_postgres.create()
 
 
+SETTLE_HORIZON_SECONDS = 3.0
+
 # Test corp: the official sample's token and key, so the vectors work through the endpoint.
 TEST_CORP_ID = "wx5823bf96d3bd56c7"
 TEST_TOKEN = "QDG6eK"
@@ -209,7 +211,8 @@ class World:
             client, services, emulator, driver, settings)
 
     async def settle(self, timeout: float = 10.0) -> None:
-        """Wait until every job that is due now has finished."""
+        """Wait until every job due now, or within a few seconds, has finished (the add pipeline's
+        enrich sweep, which also grants the new-member benefit, runs a second or two after a binding)."""
         import time as _time
 
         from sqlalchemy import select as _select
@@ -220,7 +223,7 @@ class World:
         while _time.monotonic() < deadline:
             async with self.services.db.session() as session:
                 busy = await session.scalar(
-                    _select(Job.id).where(Job.status.in_(("queued", "running")), Job.run_at <= _time.time())
+                    _select(Job.id).where(Job.status.in_(("queued", "running")), Job.run_at <= _time.time() + SETTLE_HORIZON_SECONDS)
                     .limit(1))
             if busy is None:
                 return

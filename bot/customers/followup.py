@@ -70,7 +70,12 @@ def welcome_code_deadline(payload: dict) -> float:
     return payload["create_time"] + WELCOME_CODE_SECONDS
 
 
-@tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline)
+def _count_expired_welcome(payload: dict) -> None:
+    WELCOMES_EXPIRED.inc()
+
+
+@tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline,
+       on_expired=_count_expired_welcome)
 async def send_welcome(job: JobContext, payload: dict) -> None:
     services, external_userid = job.services, payload["external_userid"]
     if await _greeted_already(services.kv, payload):

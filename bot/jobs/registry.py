@@ -41,6 +41,8 @@ class JobContext:
 JobFunction = Callable[[JobContext, dict], Awaitable[Any]]
 # payload -> epoch seconds after which running the job is pointless (it ends `expired`), or None.
 Deadline = Callable[[dict], "float | None"]
+# Called with the payload when a job of the kind ends `expired` (e.g. to count welcome codes lost).
+OnExpired = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class JobOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # one run; a hung call must not hold its lease forever
     deadline: Deadline | None = None
+    on_expired: OnExpired | None = None
 
 
 DEFAULT_OPTIONS = JobOptions()
@@ -71,10 +74,12 @@ class TaskRegistry:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         deadline: Deadline | None = None,
+        on_expired: OnExpired | None = None,
     ) -> Callable[[JobFunction], JobFunction]:
         if max_attempts < 1 or timeout <= 0:
             raise ValueError(f"job kind {kind!r}: max_attempts must be >= 1 and timeout > 0")
-        options = JobOptions(priority=int(priority), max_attempts=max_attempts, timeout=timeout, deadline=deadline)
+        options = JobOptions(priority=int(priority), max_attempts=max_attempts, timeout=timeout, deadline=deadline,
+                             on_expired=on_expired)
 
         def register(function: JobFunction) -> JobFunction:
             if kind in self._functions and self._functions[kind] is not function:

@@ -249,6 +249,8 @@ class JobRunner:
             else:
                 outcome = await self._run(job, function, options)
             await self._record(outcome)
+            if outcome.status == "expired" and options.on_expired is not None:
+                options.on_expired(job.payload)
 
     async def _run(self, job: Job, function, options: JobOptions) -> Outcome:
         deadline = options.deadline(job.payload) if options.deadline else None

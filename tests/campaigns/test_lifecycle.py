@@ -85,7 +85,7 @@ async def test_frequency_cap_excludes_customers_at_planning_across_campaigns(cw)
 
 async def test_a_scheduled_campaign_is_sent_at_send_at_and_not_before(cw):
     await bind(cw, "ann", ["wmA1"])
-    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)  # beyond what settle() waits for
     created = await cw.create({**CAMPAIGN, "send_at": send_at.isoformat()})
     await cw.api("POST", f"/api/v1/campaigns/{created['id']}/approve", 200, json={})
     answer = await cw.api("POST", f"/api/v1/campaigns/{created['id']}/launch", 200, json={})
