@@ -1,5 +1,6 @@
 """Imports every model module so Base.metadata knows all tables (for Alembic and tests)."""
 
+import bot.console.models  # noqa: F401
 import bot.customers.models  # noqa: F401
 import bot.members.models  # noqa: F401
 import bot.storage.models  # noqa: F401

@@ -1,0 +1,54 @@
+// Who is signed in. The CSRF token comes with the session and rides on every write.
+import { reactive } from 'vue'
+import { ApiFailure, get, request, setCsrfToken } from './api'
+
+export interface SessionUser {
+  username: string
+  role: 'hq_admin' | 'store_manager'
+  store_codes: string[]
+  csrf_token: string
+  expires_at: string
+}
+
+export const session = reactive<{ user: SessionUser | null; checked: boolean }>({ user: null, checked: false })
+
+function keep(user: SessionUser | null): SessionUser | null {
+  session.user = user
+  session.checked = true
+  setCsrfToken(user?.csrf_token ?? '')
+  return user
+}
+
+export async function loadSession(): Promise<SessionUser | null> {
+  try {
+    return keep(await get<SessionUser>('/api/v1/session'))
+  } catch (error) {
+    if (error instanceof ApiFailure && error.status === 401) return keep(null)
+    throw error
+  }
+}
+
+export async function signIn(username: string, password: string): Promise<SessionUser> {
+  return keep(await request<SessionUser>('POST', '/api/v1/session', { body: { username, password } }))!
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await request('DELETE', '/api/v1/session')
+  } finally {
+    keep(null)
+  }
+}
+
+export function forget(): void {
+  keep(null)
+}
+
+export const isHq = () => session.user?.role === 'hq_admin'
+
+/** Where to go after sign-in: only a path inside the console (never another site). */
+export function safeNext(next: unknown): string {
+  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.includes('\\')) return '/'
+  if (next.startsWith('/sign-in')) return '/'
+  return next
+}
