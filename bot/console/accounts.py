@@ -127,21 +127,27 @@ async def check_sign_in(db: Database, username: str, password: str) -> SignInRes
         await _verify(_DUMMY_HASH, password)
         return SignInResult(None, "invalid_credentials")
     now = utcnow()
-    if user.locked_until and user.locked_until > now:
-        return SignInResult(None, "locked", user.locked_until)
+    mine = ConsoleUser.id == user.id
+    async with db.session() as session, session.begin():
+        await session.execute(update(ConsoleUser).where(mine, ConsoleUser.locked_until <= now)
+                              .values(failed_attempts=0, locked_until=None))
+        # Each attempt takes a numbered slot before the (slow) hash check, so a burst of parallel
+        # guesses gets at most LOCK_AFTER checks, not one per request.
+        slot = await session.scalar(
+            update(ConsoleUser)
+            .where(mine, ConsoleUser.locked_until.is_(None), ConsoleUser.failed_attempts < LOCK_AFTER)
+            .values(failed_attempts=ConsoleUser.failed_attempts + 1).returning(ConsoleUser.failed_attempts))
+        if slot is None:
+            until = await session.scalar(select(ConsoleUser.locked_until).where(mine))
+            return SignInResult(None, "locked", until or now + dt.timedelta(seconds=LOCK_SECONDS))
     if await _verify(user.password_hash, password):
         async with db.session() as session, session.begin():
-            await session.execute(update(ConsoleUser).where(ConsoleUser.id == user.id).values(
+            await session.execute(update(ConsoleUser).where(mine).values(
                 failed_attempts=0, locked_until=None, last_sign_in_at=now))
         return SignInResult(user, None)
-    async with db.session() as session, session.begin():
-        # One atomic increment: parallel guesses cannot slip past the limit.
-        failures = await session.scalar(
-            update(ConsoleUser).where(ConsoleUser.id == user.id)
-            .values(failed_attempts=ConsoleUser.failed_attempts + 1).returning(ConsoleUser.failed_attempts))
-        if failures >= LOCK_AFTER:
-            until = now + dt.timedelta(seconds=LOCK_SECONDS)
-            await session.execute(update(ConsoleUser).where(ConsoleUser.id == user.id).values(
-                locked_until=until, failed_attempts=0))
-            return SignInResult(None, "locked", until)
+    if slot >= LOCK_AFTER:
+        until = now + dt.timedelta(seconds=LOCK_SECONDS)
+        async with db.session() as session, session.begin():
+            await session.execute(update(ConsoleUser).where(mine).values(locked_until=until))
+        return SignInResult(None, "locked", until)
     return SignInResult(None, "invalid_credentials")
