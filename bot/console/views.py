@@ -31,7 +31,7 @@ class SignIn(BaseModel):
 
 
 def session_body(row: ConsoleSession, user: ConsoleUser) -> dict:
-    return {"username": user.username, "role": user.role, "store_codes": list(user.store_codes or []),
+    return {"signed_in": True, "username": user.username, "role": user.role, "store_codes": list(user.store_codes or []),
             "csrf_token": row.csrf_token, "expires_at": row.expires_at.isoformat()}
 
 
@@ -64,9 +64,8 @@ async def sign_in(request: web.Request) -> web.Response:
 async def who_am_i(request: web.Request) -> web.Response:
     token = request.cookies.get(COOKIE)
     found = token and await current_session(request.app[SERVICES].db, token)
-    if not found:
-        raise ApiError(401, "unauthenticated", "not signed in")
-    response = web.json_response(session_body(*found))
+    # 200 either way: the console asks this on every first load, and a 401 would be logged as an error.
+    response = web.json_response(session_body(*found) if found else {"signed_in": False})
     response.headers["Cache-Control"] = "no-store"
     return response
 

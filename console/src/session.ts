@@ -21,7 +21,9 @@ function keep(user: SessionUser | null): SessionUser | null {
 
 export async function loadSession(): Promise<SessionUser | null> {
   try {
-    return keep(await get<SessionUser>('/api/v1/session'))
+    // Answers 200 either way (a 401 here would be logged as an error on every first visit).
+    const answer = await get<SessionUser & { signed_in: boolean }>('/api/v1/session')
+    return keep(answer.signed_in ? answer : null)
   } catch (error) {
     if (error instanceof ApiFailure && error.status === 401) return keep(null)
     throw error

@@ -40,7 +40,7 @@ async def test_the_session_cookie_reads_the_api_as_the_users_role(sign_in):
     assert answer.status == 200
     assert [s["code"] for s in (await answer.json())["stores"]] == ["BJ001", "SH001"]
     me = await (await hq.client.get("/api/v1/session")).json()
-    assert me["csrf_token"] == hq.csrf and me["store_codes"] == []
+    assert me["signed_in"] and me["csrf_token"] == hq.csrf and me["store_codes"] == []
 
 
 async def test_wrong_password_and_unknown_user_answer_the_same_401_and_set_no_cookie(console):
@@ -107,7 +107,7 @@ async def test_an_expired_session_answers_401_session_expired(sign_in, console):
     answer = await hq.client.get("/api/v1/stores")
     assert answer.status == 401
     assert (await answer.json())["error"]["code"] == "session_expired"
-    assert (await hq.client.get("/api/v1/session")).status == 401
+    assert await (await hq.client.get("/api/v1/session")).json() == {"signed_in": False}
 
 
 async def test_use_pushes_the_idle_expiry_forward(sign_in, console):
