@@ -46,7 +46,7 @@ describe('api', () => {
 
   it('turns the error shape into an ApiFailure with its problems', async () => {
     mockFetch(answer(400, { error: { code: 'invalid_request', message: 'invalid body', details: [{ field: 'code', problem: 'Field required' }] } }))
-    const failure = await request('POST', '/api/v1/stores', { body: {} }).catch((e) => e)
+    const failure = (await request('POST', '/api/v1/stores', { body: {} }).catch((e: unknown) => e)) as ApiFailure
     expect(failure).toBeInstanceOf(ApiFailure)
     expect(failure.status).toBe(400)
     expect(failure.problems).toEqual([{ field: 'code', problem: 'Field required' }])
@@ -64,7 +64,7 @@ describe('api', () => {
 
   it('says the network is down in Chinese', async () => {
     vi.stubGlobal('fetch', vi.fn().mockRejectedValue(new TypeError('Failed to fetch')))
-    const failure = await request('GET', '/api/v1/stores').catch((e) => e)
+    const failure = (await request('GET', '/api/v1/stores').catch((e: unknown) => e)) as ApiFailure
     expect(failure.code).toBe('network')
     expect(describeError(failure)).toContain('无法连接服务')
   })

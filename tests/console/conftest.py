@@ -71,3 +71,26 @@ async def sign_in(console):
     yield run
     for client in opened:
         await client.close()
+
+
+async def seed_activity(db, days: int = 10) -> None:
+    """Two guides and ten days of scans, locates and adds, so the dashboard has something to draw."""
+    import datetime as dt
+
+    from bot.customers.models import CustomerBinding
+    from bot.stores.models import FunnelEvent, Guide
+
+    now = utcnow()
+    async with db.session() as session, session.begin():
+        session.add_all([Guide(userid="ann", name="安娜", store_code="SH001", status="active"),
+                         Guide(userid="dan", name="丹丹", store_code="BJ001", status="active")])
+        for day in range(days):
+            at = now - dt.timedelta(days=day, minutes=5)
+            for store, guide, base in (("SH001", "ann", 9), ("BJ001", "dan", 5)):
+                scans = base + (day * 7) % 5
+                for step, count in (("scan", scans), ("locate", scans - 2), ("add", scans // 2), ("delete", day % 2)):
+                    session.add_all(FunnelEvent(step=step, qrcode_code="poster01", channel_code="poster",
+                                                store_code=store, guide_userid=guide, at=at) for _ in range(count))
+                session.add_all(CustomerBinding(external_userid=f"wm{store}{day}{i}", guide_userid=guide,
+                                                store_code=store, source="scan", started_at=at)
+                                for i in range(scans // 2))

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from bot.console import views
 from bot.console.models import ConsoleSession
 from bot.services import SERVICES
-from tests.console.conftest import PASSWORD
+from tests.console.conftest import PASSWORD, seed_activity
 
 pytestmark = pytest.mark.browser
 
@@ -233,6 +233,7 @@ async def test_an_expired_session_signs_in_again_and_comes_back(browser, console
 
 @pytest.mark.parametrize(("device", "prefix"), [(DESKTOP, "desktop"), (PHONE, "phone")])
 async def test_every_page_renders_without_console_errors(browser, console, device, prefix):
+    await seed_activity(console.app[SERVICES].db)
     watched = await open_page(browser, console, device)
     page = watched.page
     await sign_in(watched, "hq")
@@ -248,3 +249,16 @@ async def test_every_page_renders_without_console_errors(browser, console, devic
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= device["viewport"]["width"] + 1, f"{path} scrolls sideways at {width}px"
     assert watched.unexpected_errors() == []
+
+
+async def test_the_sign_in_page_loads_little_javascript_and_no_charts(browser, console):
+    import gzip
+
+    watched = await open_page(browser, console)
+    scripts: list = []
+    watched.page.on("response", lambda r: r.request.resource_type == "script" and scripts.append(r))
+    await watched.page.goto(watched.url("/console/sign-in"))
+    await watched.page.wait_for_load_state("networkidle")
+    sizes = {r.url.rsplit("/", 1)[-1]: len(gzip.compress(await r.body())) for r in scripts}
+    assert sum(sizes.values()) < 500 * 1024, sizes
+    assert not any("EChart" in name or "Dashboard" in name for name in sizes), sizes
