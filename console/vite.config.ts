@@ -21,5 +21,6 @@ export default defineConfig({
     chunkSizeWarningLimit: 1200,
   },
   server: { proxy: { '/api': 'http://127.0.0.1:8080', '/qr': 'http://127.0.0.1:8080' } },
-  test: { environment: 'jsdom', include: ['src/**/*.test.ts'] },
+  // Element Plus imports its CSS from its ES modules: let Vite handle them in tests too.
+  test: { environment: 'jsdom', include: ['src/**/*.test.ts'], server: { deps: { inline: ['element-plus'] } } },
 })
