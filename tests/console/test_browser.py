@@ -262,3 +262,28 @@ async def test_the_sign_in_page_loads_little_javascript_and_no_charts(browser, c
     sizes = {r.url.rsplit("/", 1)[-1]: len(gzip.compress(await r.body())) for r in scripts}
     assert sum(sizes.values()) < 500 * 1024, sizes
     assert not any("EChart" in name or "Dashboard" in name for name in sizes), sizes
+
+
+async def test_a_dead_job_is_retried_from_the_ops_page(browser, console):
+    import time
+
+    from sqlalchemy import select
+
+    from bot.storage.models import Job
+
+    async with console.app[SERVICES].db.session() as session, session.begin():
+        job = Job(kind="wecom.send_welcome", payload={"external_userid": "wmShanghai"}, status="dead", attempts=6,
+                  max_attempts=6, run_at=time.time(), last_error="errcode 45033: api concurrent out of limit")
+        session.add(job)
+    watched = await open_page(browser, console)
+    page = watched.page
+    await sign_in(watched, "hq", "/console/ops")
+    dead = page.locator("[data-test=dead-jobs]")
+    await expect(dead).to_contain_text("api concurrent out of limit")
+    await expect(page.locator("[data-test=health]")).to_contain_text("正常")
+    await shot(page, "ops-dead-job")
+    await dead.get_by_role("button", name="重试").click()
+    await expect(dead).to_contain_text("没有失败任务")
+    async with console.app[SERVICES].db.session() as session:
+        assert await session.scalar(select(Job.status).where(Job.id == job.id)) == "queued"
+    assert watched.unexpected_errors() == []
