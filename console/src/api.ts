@@ -27,6 +27,7 @@ type Query = Record<string, string | number | boolean | null | undefined>
 
 let csrfToken = ''
 let onSignedOut: (() => void) | null = null
+let refreshCsrf: (() => Promise<boolean>) | null = null
 
 export function setCsrfToken(token: string): void {
   csrfToken = token
@@ -35,6 +36,11 @@ export function setCsrfToken(token: string): void {
 /** Called when the session has ended mid-use (the router sends the person to sign-in and back). */
 export function whenSignedOut(handler: () => void): void {
   onSignedOut = handler
+}
+
+/** How to fetch the current token again (another tab may have signed in anew, replacing the session). */
+export function whenCsrfStale(handler: () => Promise<boolean>): void {
+  refreshCsrf = handler
 }
 
 export function buildUrl(path: string, query?: Query): string {
@@ -46,7 +52,7 @@ export function buildUrl(path: string, query?: Query): string {
   return text ? `${path}?${text}` : path
 }
 
-export async function request<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+export async function request<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
   if (options.body !== undefined) headers['Content-Type'] = 'application/json'
   if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrfToken
@@ -67,6 +73,9 @@ export async function request<T>(method: string, path: string, options: { query?
     const error = payload?.error ?? {}
     const failure = new ApiFailure(response.status, error.code ?? 'http_error', error.message ?? response.statusText, error.details ?? null)
     if (response.status === 401 && path !== '/api/v1/session' && onSignedOut) onSignedOut()
+    if (failure.code === 'csrf_failed' && !retried && refreshCsrf && (await refreshCsrf())) {
+      return request<T>(method, path, options, true)
+    }
     throw failure
   }
   return payload as T

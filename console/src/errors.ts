@@ -13,6 +13,8 @@ const PHRASES: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^Value error, (.*)$/, (m) => translate(m[1])],
   [/^no (store|channel|guide) '(.+)'$/, (m) => `${{ store: '门店', channel: '渠道', guide: '导购' }[m[1]]} ${m[2]} 不存在`],
   [/^wrong username or password$/, () => '用户名或密码错误'],
+  [/^(\d+) bad row\(s\) in (\d+); nothing imported$/, (m) => `${m[2]} 行中有 ${m[1]} 行有误，整份文件未导入`],
+  [/^([\w.]+): (.+)$/, (m) => `${m[1]}：${translate(m[2])}`],
 ]
 
 export function translate(message: string): string {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ApiFailure, buildUrl, request, setCsrfToken, whenSignedOut } from './api'
+import { ApiFailure, buildUrl, request, setCsrfToken, whenCsrfStale, whenSignedOut } from './api'
 import { actionsFor, campaignBody, compactAudience, contentProblems, debounceLatest, previewAudience, readPreview, renderForPreview, stepOfField } from './campaign'
 import { describe as describeError, fieldErrors, translate } from './errors'
 import { formatHours, HoursError, parseHours } from './hours'
@@ -62,6 +62,21 @@ describe('api', () => {
     expect(ended).toHaveBeenCalledTimes(1)
   })
 
+  it('retries a write once with a fresh CSRF token when the session changed in another tab', async () => {
+    const refused = { error: { code: 'csrf_failed', message: 'x' } }
+    const fetchMock = mockFetch(answer(403, refused), answer(201, { code: 'X' }), answer(403, refused), answer(403, refused))
+    setCsrfToken('old')
+    whenCsrfStale(async () => {
+      setCsrfToken('new')
+      return true
+    })
+    expect(await request('POST', '/api/v1/stores', { body: {} })).toEqual({ code: 'X' })
+    expect(fetchMock.mock.calls[1][1].headers['X-CSRF-Token']).toBe('new')
+    const failure = (await request('POST', '/api/v1/stores', { body: {} }).catch((e: unknown) => e)) as ApiFailure
+    expect(failure.code).toBe('csrf_failed') // only once
+    expect(fetchMock).toHaveBeenCalledTimes(4)
+  })
+
   it('says the network is down in Chinese', async () => {
     vi.stubGlobal('fetch', vi.fn().mockRejectedValue(new TypeError('Failed to fetch')))
     const failure = (await request('GET', '/api/v1/stores').catch((e: unknown) => e)) as ApiFailure
@@ -76,6 +91,8 @@ describe('errors', () => {
     expect(translate('String should have at most 32 characters')).toBe('最多 32 个字符')
     expect(translate('Value error, no store \'NOPE\'')).toBe('门店 NOPE 不存在')
     expect(translate('something new')).toBe('something new')
+    expect(translate('2 bad row(s) in 3; nothing imported')).toBe('3 行中有 2 行有误，整份文件未导入')
+    expect(translate('code: String should have at least 1 character')).toBe('code：至少 1 个字符')
   })
 
   it('puts each problem at its field, with aliases and joined duplicates', () => {

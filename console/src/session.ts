@@ -1,6 +1,6 @@
 // Who is signed in. The CSRF token comes with the session and rides on every write.
 import { reactive } from 'vue'
-import { ApiFailure, get, request, setCsrfToken } from './api'
+import { ApiFailure, get, request, setCsrfToken, whenCsrfStale } from './api'
 
 export interface SessionUser {
   username: string
@@ -54,3 +54,7 @@ export function safeNext(next: unknown): string {
   if (next.startsWith('/sign-in')) return '/'
   return next
 }
+
+// A write refused for its CSRF token: the cookie now belongs to a newer sign-in (another tab);
+// take that session's token and try once more.
+whenCsrfStale(async () => !!(await loadSession().catch(() => null)))

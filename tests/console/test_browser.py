@@ -287,3 +287,28 @@ async def test_a_dead_job_is_retried_from_the_ops_page(browser, console):
     async with console.app[SERVICES].db.session() as session:
         assert await session.scalar(select(Job.status).where(Job.id == job.id)) == "queued"
     assert watched.unexpected_errors() == []
+
+
+async def test_a_csv_import_shows_the_bad_lines_in_the_page_and_imports_nothing(browser, console):
+    header = "code,name,city,address,lat,lng,coord_system,status,opening_hours\n"
+    watched = await open_page(browser, console)
+    page = watched.page
+    await sign_in(watched, "hq", "/console/stores")
+    await page.get_by_role("tab", name="CSV 导入").click()
+    bad = header + "GZ001,广州店,广州,,,,gcj02,open,\n,无编码,广州,,,,gcj02,open,\nGZ003,坐标,广州,,91,120,gcj02,open,\n"
+    await page.set_input_files("[data-test=import-file]", files=[
+        {"name": "stores.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    await page.click("[data-test=run-import]")
+    report = page.locator("[data-test=import-report]")
+    await expect(report).to_contain_text("3")
+    assert [line.strip() for line in await report.locator("tbody tr td:first-child").all_inner_texts()] == ["3", "4"]
+    await expect(page.get_by_text("3 行中有 2 行有误，整份文件未导入")).to_be_visible()
+    await shot(page, "stores-import-report")
+    good = header + "GZ001,广州店,广州,,,,gcj02,open,mon-fri 10:00-22:00\n"
+    await page.set_input_files("[data-test=import-file]", files=[
+        {"name": "stores.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+    await page.click("[data-test=run-import]")
+    await expect(page.get_by_text("导入成功：共 1 行，新建 1，更新 0")).to_be_visible()
+    await page.get_by_role("tab", name="门店").click()
+    await expect(page.locator("[data-test=stores]")).to_contain_text("广州店")
+    assert watched.unexpected_errors("status of 422") == []
