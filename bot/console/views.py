@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+import bot.console.imports  # noqa: F401  (its API route must be registered before create_app adds the table)
 from bot.api.errors import ApiError
 from bot.api.spec import _json_body, _parse
 from bot.console.accounts import check_sign_in
@@ -110,8 +111,6 @@ async def console_file(request: web.Request) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
-    import bot.console.imports  # noqa: F401  (registers the CSV import API route)
-
     app.add_routes(routes)
 
 

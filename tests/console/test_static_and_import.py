@@ -89,3 +89,15 @@ async def test_store_managers_cannot_import(sign_in):
     sh = await sign_in("sh")
     answer = await sh.client.post("/api/v1/imports/stores", json={"csv": STORE_HEADER}, headers=sh.headers())
     assert answer.status == 403
+
+
+def test_the_first_app_of_a_process_has_the_import_route():
+    """`serve` builds one app: the route must be registered before create_app adds the API table."""
+    import subprocess
+    import sys
+
+    probe = ("from bot.app import create_app; from bot.config import Settings; "
+             "app = create_app(Settings(_env_file=None), run_jobs=False); "
+             "print(sorted(r.resource.canonical for r in app.router.routes() if 'imports' in r.resource.canonical))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "['/api/v1/imports/{kind}']"
