@@ -1,4 +1,5 @@
-"""Console: people's accounts (argon2 hashes, lock-out counters) and their cookie sessions.
+"""Console: people's accounts (argon2 hashes, lock-out counters) and their cookie sessions; funnel
+events indexed by time alone for the dashboard's date ranges.
 
 Revision ID: 0006_console
 Revises: 0005_landing
@@ -48,9 +49,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_console_sessions_token_hash")),
     )
     op.create_index("ix_console_sessions_user", "console_sessions", ["user_id"])
+    op.create_index("ix_funnel_events_at", "funnel_events", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_funnel_events_at", table_name="funnel_events")
     op.drop_index("ix_console_sessions_user", table_name="console_sessions")
     op.drop_table("console_sessions")
     op.drop_table("console_users")
