@@ -35,6 +35,7 @@ const MESSAGES: Record<string, string> = {
   invalid_credentials: '用户名或密码错误',
   session_expired: '登录已过期，请重新登录',
   not_found: '未找到',
+  invalid_request: '提交的内容有误',
 }
 
 /** A one-line message for a failure (the general error, not the field ones). */

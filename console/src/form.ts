@@ -1,6 +1,7 @@
 // A form's server-side errors: shown at the field the API named, or above the form when none fits.
 import { ref } from 'vue'
-import { describe, fieldErrors } from './errors'
+import { ApiFailure } from './api'
+import { describe, fieldErrors, translate } from './errors'
 
 export function useServerErrors(aliases: Record<string, string> = {}) {
   const errors = ref<Record<string, string>>({})
@@ -17,6 +18,9 @@ export function useServerErrors(aliases: Record<string, string> = {}) {
       errors.value = found
       const placed = Object.keys(found).some((field) => known.includes(field))
       const unplaced = Object.entries(found).filter(([field]) => !known.includes(field)).map(([, text]) => text)
+      // Problems of the whole form (a model rule such as "a cash coupon needs a value") name no field.
+      const whole = error instanceof ApiFailure ? error.problems.filter((p) => !p.field && !p.line).map((p) => translate(p.problem)) : []
+      unplaced.push(...whole)
       general.value = placed && !unplaced.length ? '' : [describe(error), ...unplaced].join('：')
     },
   }

@@ -112,6 +112,21 @@ describe('errors', () => {
   })
 })
 
+describe('form errors', () => {
+  it('shows field problems at their fields and whole-form problems above the form', async () => {
+    const { useServerErrors } = await import('./form')
+    const form = useServerErrors({ value_fen: 'value_yuan' })
+    form.show(new ApiFailure(400, 'invalid_request', 'invalid body', [
+      { field: 'value_fen', problem: 'Input should be greater than or equal to 0' },
+      { field: '', problem: 'Value error, a cash coupon needs value_fen > 0' },
+    ]), ['value_yuan'])
+    expect(form.errors.value).toEqual({ value_yuan: '不能小于 0' })
+    expect(form.general.value).toBe('提交的内容有误：a cash coupon needs value_fen > 0')
+    form.show(new ApiFailure(400, 'invalid_request', 'invalid body', [{ field: 'name', problem: 'Field required' }]), ['name'])
+    expect(form.general.value).toBe('')
+  })
+})
+
 describe('sign-in return path', () => {
   it('only goes back inside the console', () => {
     expect(safeNext('/customers?store_code=SH001')).toBe('/customers?store_code=SH001')

@@ -312,3 +312,40 @@ async def test_a_csv_import_shows_the_bad_lines_in_the_page_and_imports_nothing(
     await page.get_by_role("tab", name="门店").click()
     await expect(page.locator("[data-test=stores]")).to_contain_text("广州店")
     assert watched.unexpected_errors("status of 422") == []
+
+
+async def test_coupon_template_and_an_audited_points_adjustment(browser, console):
+    from bot.api.auth import Role, create_token
+
+    token = await create_token(console.app[SERVICES].db, Role.HQ_ADMIN)
+    answer = await console.post("/api/v1/members", json={"external_userid": "wmShanghai", "phone": "13800138000", "name": "沪客户"},
+                                headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 201, await answer.text()
+    watched = await open_page(browser, console)
+    page = watched.page
+    await sign_in(watched, "hq", "/console/members")
+
+    await page.click("[data-test=new-template]")
+    await page.fill(".el-dialog input[name=code]", "CARE20")
+    await page.fill(".el-dialog input[name=name]", "关怀券")
+    await page.fill(".el-dialog input[name=value_yuan]", "0")
+    await page.click("[data-test=save-template]")
+    await expect(page.locator("[data-test=template-problem]")).to_contain_text("value_fen > 0")
+    await page.fill(".el-dialog input[name=value_yuan]", "20")
+    await page.press(".el-dialog input[name=value_yuan]", "Tab")
+    await page.click("[data-test=save-template]")
+    await expect(page.locator("[data-test=templates]")).to_contain_text("关怀券")
+
+    await page.get_by_role("tab", name="会员积分").click()
+    await page.fill("input[name=member_query]", "13800138000")
+    await page.press("input[name=member_query]", "Enter")
+    form = page.locator("[data-test=adjust-form]")
+    await form.locator("input[name=points]").fill("50")
+    await form.locator("input[name=points]").press("Tab")
+    await page.click("[data-test=adjust]")
+    await expect(form.locator(".el-form-item__error")).to_contain_text("至少 1 个字符")  # the reason is required
+    await form.locator("input[name=reason]").fill("门店活动补偿")
+    await page.click("[data-test=adjust]")
+    await expect(page.locator("[data-test=ledger]")).to_contain_text("门店活动补偿")
+    await shot(page, "members-ledger")
+    assert watched.unexpected_errors("status of 400", "status of 422") == []
