@@ -126,3 +126,14 @@ async def test_bearer_tokens_still_work_and_ignore_cookies(console):
     answer = await console.post("/api/v1/stores", json=NEW_STORE, headers={"Authorization": f"Bearer {token}"})
     assert answer.status == 201  # no CSRF for integrations: they send no cookie
     assert (await console.get("/api/v1/stores")).status == 401  # neither cookie nor token
+
+
+async def test_a_console_user_is_a_principal_with_their_name_and_a_negative_id(sign_in, console):
+    from bot.console.models import ConsoleUser
+    from bot.console.sessions import principal_for
+
+    async with console.app[SERVICES].db.session() as session:
+        user = (await session.scalars(select(ConsoleUser).where(ConsoleUser.username == "sh"))).one()
+    principal = principal_for(user)
+    assert (principal.token_id, principal.role, principal.store_codes, principal.username) == (
+        -user.id, Role.STORE_MANAGER, ("SH001",), "sh")
