@@ -137,3 +137,14 @@ async def test_a_console_user_is_a_principal_with_their_name_and_a_negative_id(s
     principal = principal_for(user)
     assert (principal.token_id, principal.role, principal.store_codes, principal.username) == (
         -user.id, Role.STORE_MANAGER, ("SH001",), "sh")
+
+
+async def test_the_cookie_is_secure_when_the_service_is_public_over_https(aiohttp_client, make_settings):
+    from bot.app import create_app
+    from bot.console.accounts import create_user
+
+    client = await aiohttp_client(create_app(make_settings(public_base_url="https://guide.example.com"), run_jobs=False))
+    await create_user(client.app[SERVICES].db, "hq", PASSWORD, "hq_admin")
+    answer = await client.post("/api/v1/session", json={"username": "hq", "password": PASSWORD})
+    assert answer.status == 200
+    assert "Secure" in answer.headers["Set-Cookie"]
