@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     from bot.api.spec import api
     from bot.callback.spool import callback_spool
     from bot.callback.views import routes as callback_routes
+    from bot.console import views as console_views
     from bot.stores import web as stores_web
 
     app = web.Application(middlewares=[request_context, error_middleware], client_max_size=2 * 1024 * 1024)
@@ -61,4 +62,5 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     app.add_routes(ops.routes)
     app.add_routes(api.table)
     stores_web.setup_routes(app)
+    console_views.setup_routes(app)  # /api/v1/session and the built console at /console/
     return app

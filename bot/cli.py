@@ -348,11 +348,13 @@ def jobs_purge(job_ids: tuple[int, ...], older_than_days: float | None) -> None:
 
 
 def _add_feature_commands() -> None:
+    from bot.console.cli import user_group
     from bot.emulator.cli import emulator_group
     from bot.stores.cli import import_group
 
     main.add_command(emulator_group)
     main.add_command(import_group)
+    main.add_command(user_group)
 
 
 _add_feature_commands()

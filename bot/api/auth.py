@@ -28,6 +28,7 @@ class Principal:
     role: Role
     store_codes: tuple[str, ...] = field(default=())
     guide_userid: str | None = None
+    username: str | None = None  # a person signed in to the console (token_id is then -user id)
 
     def can_see_store(self, store_code: str | None) -> bool:
         if self.role in (Role.HQ_ADMIN, Role.INTEGRATION):
@@ -61,6 +62,11 @@ async def create_token(
 
 async def authenticate(request: web.Request, db: Database) -> Principal:
     header = request.headers.get("Authorization", "")
+    if not header:  # a person in the console: session cookie (+ CSRF on writes), see bot/console
+        from bot.console.sessions import principal_from_cookie
+
+        if (person := await principal_from_cookie(request, db)) is not None:
+            return person
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")

@@ -112,4 +112,5 @@ class FunnelEvent(Base):
     details: Mapped[dict] = mapped_column(default=dict)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_funnel_events_step_at", "step", "at"),)
+    # at alone: the console's dashboard reads every step of a date range (bench/console_api.py).
+    __table_args__ = (Index("ix_funnel_events_step_at", "step", "at"), Index("ix_funnel_events_at", "at"))

@@ -1,0 +1,146 @@
+"""The console's heaviest reads at scale: dashboard and customer search, API time on PostgreSQL.
+
+    .venv/bin/python bench/console_api.py [--customers 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Creates a scratch database beside --url (dropped at the end), seeds stores, guides, customers, their
+bindings and a year of funnel events with COPY, then times each call the dashboard and the customer
+page make, signed in as an HQ user through the console's session cookie. Prints median and p95 of
+--runs calls per endpoint; exits 1 when a median is over --budget-ms (the issue's 300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg  # noqa: E402
+from aiohttp import CookieJar  # noqa: E402
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+STORES, GUIDES_PER_STORE, TAGS = 1000, 10, ["VIP", "新客", "高意向", "母婴", "运动"]
+
+
+async def seed(url: str, customers: int) -> None:
+    conn = await asyncpg.connect(url)
+    rng = random.Random(11)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        await conn.copy_records_to_table("stores", columns=["code", "name", "city", "address", "status", "created_at", "updated_at"],
+                                         records=[(f"S{i:04d}", f"门店{i}", "上海", "", "open", now, now) for i in range(STORES)])
+        await conn.copy_records_to_table("guides", columns=["userid", "name", "store_code", "status", "daily_add_limit", "is_backup", "created_at", "updated_at"],
+                                         records=[(f"g{s:04d}{g}", f"导购{s}-{g}", f"S{s:04d}", "active", 100, False, now, now)
+                                                  for s in range(STORES) for g in range(GUIDES_PER_STORE)])
+        await conn.execute("INSERT INTO channels (code, name, tag_names, created_at) VALUES ('poster', '海报', '[]', now()), ('mall', '商场', '[]', now())")
+        batch = 100_000
+        for start in range(0, customers, batch):
+            people, bindings, funnel = [], [], []
+            for i in range(start, min(start + batch, customers)):
+                store = rng.randrange(STORES)
+                guide = f"g{store:04d}{rng.randrange(GUIDES_PER_STORE)}"
+                at = now - dt.timedelta(seconds=rng.randrange(365 * 86400))
+                channel = "poster" if i % 3 else "mall"
+                tags = json.dumps(rng.sample(TAGS, rng.randrange(3)), ensure_ascii=False)
+                people.append((f"wm{i:08d}", f"客户{i}", 0, guide, f"S{store:04d}", channel, "bound", tags, at, at, at, at))
+                bindings.append((f"wm{i:08d}", guide, f"S{store:04d}", channel, "scan", at))
+                for step in ("scan", "locate", "add"):
+                    funnel.append((step, "code0001", channel, f"S{store:04d}", guide, "{}", at))
+            await conn.copy_records_to_table("customers", records=people, columns=[
+                "external_userid", "name", "gender", "guide_userid", "store_code", "channel_code", "status", "tags",
+                "first_bound_at", "bound_at", "created_at", "updated_at"])
+            await conn.copy_records_to_table("customer_bindings", records=bindings, columns=[
+                "external_userid", "guide_userid", "store_code", "channel_code", "source", "started_at"])
+            await conn.copy_records_to_table("funnel_events", records=funnel, columns=[
+                "step", "qrcode_code", "channel_code", "store_code", "guide_userid", "details", "at"])
+            print(f"  seeded {min(start + batch, customers):,} customers", file=sys.stderr)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def measure(url: str, runs: int) -> dict[str, list[float]]:
+    from bot.app import create_app
+    from bot.config import Settings
+    from bot.console.accounts import create_user
+    from bot.services import SERVICES
+
+    settings = Settings(_env_file=None, database_url=url, wecom_corp_id="wwbench", wecom_agent_id=1, wecom_secret="s",
+                        wecom_token="t", wecom_encoding_aes_key="a" * 43, wecom_api_base_url="http://127.0.0.1:9/cgi-bin/")
+    client = TestClient(TestServer(create_app(settings, run_jobs=False, migrate=False)), cookie_jar=CookieJar(unsafe=True))
+    await client.start_server()
+    timings: dict[str, list[float]] = {}
+    try:
+        await create_user(client.app[SERVICES].db, "bench", "bench-password", "hq_admin")
+        answer = await client.post("/api/v1/session", json={"username": "bench", "password": "bench-password"})
+        assert answer.status == 200, await answer.text()
+        today = dt.date.today()
+        month = {"since": str(today - dt.timedelta(days=29)), "until": str(today)}
+        calls = {
+            "dashboard funnel by store (30 d)": ("/api/v1/stats/funnel", {"by": "store", **month}),
+            "dashboard funnel by channel (30 d)": ("/api/v1/stats/funnel", {"by": "channel", **month}),
+            "dashboard funnel one day (trend point)": ("/api/v1/stats/funnel", {"by": "store", "since": str(today), "until": str(today)}),
+            "dashboard PK board (30 d)": ("/api/v1/stats/guides", {"period": "day", **month}),
+            "dashboard PK board one store (30 d)": ("/api/v1/stats/guides", {"period": "day", "store_code": "S0007", **month}),
+            "customers newest page": ("/api/v1/customers", {"limit": 21}),
+            "customers of one store": ("/api/v1/customers", {"limit": 21, "store_code": "S0007"}),
+            "customers of one guide": ("/api/v1/customers", {"limit": 21, "guide_userid": "g00073"}),
+            "customers with a tag": ("/api/v1/customers", {"limit": 21, "tag": "VIP"}),
+            "one customer": ("/api/v1/customers/wm00004242", {}),
+        }
+        for name, (path, query) in calls.items():
+            await client.get(path, params=query)  # warm the plan cache
+            for _ in range(runs):
+                started = time.perf_counter()
+                answer = await client.get(path, params=query)
+                await answer.read()
+                timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+                assert answer.status == 200, (name, answer.status)
+    finally:
+        await client.close()
+    return timings
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--budget-ms", type=float, default=300)
+    args = parser.parse_args()
+    from bot.storage.migrate import upgrade
+
+    base, _, _ = args.url.rpartition("/")
+    name = "wa_bench_console"
+    admin = await asyncpg.connect(args.url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = f"{base}/{name}"
+        await asyncio.to_thread(upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
+        started = time.perf_counter()
+        await seed(url, args.customers)
+        print(f"seeded {args.customers:,} customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        timings = await measure(url.replace("postgresql://", "postgresql+asyncpg://"), args.runs)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    over = False
+    print(f"{'call':42} {'median ms':>10} {'p95 ms':>8}")
+    for call, values in timings.items():
+        median = statistics.median(values)
+        p95 = sorted(values)[max(0, round(len(values) * 0.95) - 1)]
+        over |= median > args.budget_ms
+        print(f"{call:42} {median:10.1f} {p95:8.1f}{'  OVER' if median > args.budget_ms else ''}")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
