@@ -55,7 +55,7 @@ def validation_details(exc: ValidationError) -> list[dict]:
     ]
 
 
-def _parse(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
     reject_unstorable_text(data, where)
     try:
         return model.model_validate(data)
@@ -101,11 +101,11 @@ class ApiRoutes:
                 reject_unstorable_text(dict(request.match_info), "path")
                 call = ApiCall(request, services, principal)
                 if operation.path_model:
-                    call.params = _parse(operation.path_model, dict(request.match_info), "path")
+                    call.params = parse_model(operation.path_model, dict(request.match_info), "path")
                 if operation.query:
-                    call.query = _parse(operation.query, dict(request.query), "query")
+                    call.query = parse_model(operation.query, dict(request.query), "query")
                 if operation.body:
-                    call.body = _parse(operation.body, await read_json_body(request), "body")
+                    call.body = parse_model(operation.body, await read_json_body(request), "body")
                 result = await function(call)
                 if isinstance(result, web.StreamResponse):
                     return result

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import bot.console.imports  # noqa: F401  (its API route must be registered before create_app adds the table)
 from bot.api.errors import ApiError
-from bot.api.spec import _json_body, _parse
+from bot.api.spec import parse_model, read_json_body
 from bot.console.accounts import check_sign_in
 from bot.console.models import ConsoleSession, ConsoleUser
 from bot.console.sessions import COOKIE, MAX_SECONDS, close_session, csrf_ok, current_session, open_session
@@ -45,7 +45,7 @@ async def sign_in(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         # A cross-site HTML form cannot send JSON: this keeps other sites from signing people in.
         raise ApiError(415, "unsupported_media_type", "send the credentials as application/json")
-    body: SignIn = _parse(SignIn, await _json_body(request), "body")
+    body: SignIn = parse_model(SignIn, await read_json_body(request), "body")
     db = request.app[SERVICES].db
     result = await check_sign_in(db, body.username, body.password)
     if result.problem == "locked":

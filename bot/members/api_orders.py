@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.fields import MAX_FEN, NON_BLANK, WholeNumber
-from bot.api.spec import ApiCall, _parse, api, read_json_body
+from bot.api.spec import ApiCall, api, parse_model, read_json_body
 from bot.members import orders
 from bot.members.api_schemas import PHONE
 from bot.members.config import members_config
@@ -125,7 +125,7 @@ class RefundIn(BaseModel):
 async def refund_route(call: ApiCall) -> OrderOut:
     # The body ({"reason": …}) is optional: a till may send nothing.
     raw = await read_json_body(call.request)
-    body = RefundIn() if raw is None else _parse(RefundIn, raw, "body")
+    body = RefundIn() if raw is None else parse_model(RefundIn, raw, "body")
     async with call.services.db.session() as session, session.begin():
         order = await orders.refund_order(session, members_config(), call.path["order_no"], body.reason)
         return await order_out(session, order)

@@ -36,13 +36,29 @@ async def seed_shops(db) -> None:
                                  guide_userid=None, status="bound", tags=[], bound_at=utcnow()))
 
 
+CORP_MEMBERS = ["wang", "x1"]  # WeCom userids the console tests create guides for
+
+
 @pytest.fixture
 async def console(aiohttp_client, make_settings):
-    """A running service with an HQ admin `hq` and a store manager `sh` of SH001."""
+    """A running service with an HQ admin `hq` and a store manager `sh` of SH001, beside a WeCom
+    emulator whose corp has the members the tests make guides of (the API checks them with WeCom)."""
     from bot.app import create_app
+    from bot.config import EMULATOR_AGENT_ID, EMULATOR_CORP_ID, EMULATOR_SECRET
+    from bot.emulator import EmulatorState, start_emulator
     from bot.services import SERVICES
 
-    app = create_app(make_settings(), run_jobs=False)
+    state = EmulatorState()
+    for userid in CORP_MEMBERS:
+        state.add_member(userid)
+    emulator, api_base_url = await start_emulator(state, port=0)
+    app = create_app(make_settings(wecom_corp_id=EMULATOR_CORP_ID, wecom_agent_id=EMULATOR_AGENT_ID,
+                                   wecom_secret=EMULATOR_SECRET, wecom_api_base_url=api_base_url), run_jobs=False)
+
+    async def stop_emulator(_app) -> None:
+        await emulator.cleanup()
+
+    app.on_cleanup.append(stop_emulator)
     client = await aiohttp_client(app)
     db = client.app[SERVICES].db
     await seed_shops(db)
