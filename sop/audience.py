@@ -21,6 +21,7 @@ from bot.members.config import MembersConfig, members_config
 from bot.members.lifecycle import STAGES, stage_expression
 from bot.members.models import Coupon, Member
 from bot.storage import utcnow
+from bot.validation import rule_broken
 
 Stage = Literal["new_friend", "member", "first_purchase", "repeat", "loyal", "at_risk", "dormant"]
 GENDERS = {"unknown": 0, "male": 1, "female": 2}  # WeCom's gender codes
@@ -53,7 +54,7 @@ class Audience(BaseModel):
     @model_validator(mode="after")
     def _ranges(self) -> Audience:
         if self.points_min is not None and self.points_max is not None and self.points_min > self.points_max:
-            raise ValueError("points_min must not exceed points_max")
+            raise rule_broken("points_min must not exceed points_max")
         return self
 
     def is_empty(self) -> bool:

@@ -20,6 +20,7 @@ from bot.api.auth import Principal, Role, authenticate
 from bot.api.errors import ApiError
 from bot.api.fields import NO_NUL
 from bot.services import SERVICES, Services
+from bot.validation import RULE_BROKEN
 
 
 @dataclass
@@ -60,7 +61,9 @@ def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "invalid_request", f"invalid {where}", validation_details(exc)) from None
+        only_rules = all(error["type"] == RULE_BROKEN for error in exc.errors())
+        raise ApiError(422 if only_rules else 400, "invalid_request", f"invalid {where}",
+                       validation_details(exc)) from None
 
 
 class ApiRoutes:

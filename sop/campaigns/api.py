@@ -131,7 +131,7 @@ async def create_campaign(call: ApiCall) -> CampaignCreated:
                               f"no active coupon template {body.benefit.coupon_template_code!r}")
         campaign = Campaign(
             name=body.name, audience=body.audience.model_dump(exclude_none=True),
-            content=body.content.model_dump(exclude_defaults=False), send_at=body.send_at,
+            content=body.content.model_dump(exclude_none=True), send_at=body.send_at,
             coupon_template_code=body.benefit and body.benefit.coupon_template_code,
             attribution_days=body.attribution_days, holdout_percent=body.holdout_percent, status="draft",
             store_codes=stores, created_by=f"token:{call.principal.token_id}")

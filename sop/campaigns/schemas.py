@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.validation import rule_broken
 from sop.audience import Audience
 from sop.outreach.fanout import SENDER_PLACEHOLDERS, unknown_placeholders
 
@@ -14,13 +16,56 @@ MAX_ATTACHMENTS = 9
 ATTACHMENT_TYPES = ("image", "link", "miniprogram", "video", "file")
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImagePart(_Part):
+    media_id: str | None = Field(None, min_length=1, max_length=256)
+    pic_url: str | None = Field(None, min_length=1, max_length=2048)
+
+
+class LinkPart(_Part):
+    title: str = Field(min_length=1, max_length=128)
+    url: str = Field(min_length=1, max_length=2048)
+    picurl: str | None = Field(None, max_length=2048)
+    desc: str | None = Field(None, max_length=512)
+
+
+class MiniprogramPart(_Part):
+    title: str = Field(min_length=1, max_length=64)
+    pic_media_id: str = Field(min_length=1, max_length=256)
+    appid: str = Field(min_length=1, max_length=64)
+    page: str = Field(min_length=1, max_length=512)
+
+
+class MediaPart(_Part):
+    media_id: str = Field(min_length=1, max_length=256)
+
+
 class Attachment(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    msgtype: str = Field(pattern="^(" + "|".join(ATTACHMENT_TYPES) + ")$")
+    """One attachment as WeCom's add_msg_template takes it: its msgtype and the part of that name."""
+
+    model_config = ConfigDict(extra="forbid")
+    msgtype: Literal["image", "link", "miniprogram", "video", "file"]
+    image: ImagePart | None = None
+    link: LinkPart | None = None
+    miniprogram: MiniprogramPart | None = None
+    video: MediaPart | None = None
+    file: MediaPart | None = None
+
+    @model_validator(mode="after")
+    def _has_its_part(self) -> Attachment:
+        if getattr(self, self.msgtype) is None:
+            raise rule_broken(f"a {self.msgtype} attachment needs its {self.msgtype!r} object")
+        return self
 
 
 class Content(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Something to send: a text or at least one attachment (the schema says so, the validator below checks).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+        {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}}]})
     text: str = Field("", description="one text for every recipient of a guide's task")
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
@@ -28,11 +73,11 @@ class Content(BaseModel):
     @classmethod
     def _one_text_per_sender(cls, text: str) -> str:
         if len(text.encode()) > TEXT_BYTES:
-            raise ValueError(f"is {len(text.encode())} bytes; a group send takes at most {TEXT_BYTES}")
+            raise rule_broken(f"is {len(text.encode())} bytes; a group send takes at most {TEXT_BYTES}")
         unknown = unknown_placeholders(text)
         if unknown:
             allowed = ", ".join("{" + name + "}" for name in SENDER_PLACEHOLDERS)
-            raise ValueError(
+            raise rule_broken(
                 f"placeholder(s) {', '.join('{' + n + '}' for n in unknown)} cannot be used: one group-send task "
                 f"carries one text for all its recipients, so only per-sender placeholders work ({allowed})")
         return text
@@ -57,14 +102,14 @@ class CampaignIn(BaseModel):
     @classmethod
     def _in_the_future(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is not None and value <= dt.datetime.now(dt.UTC):
-            raise ValueError("is in the past")
+            raise rule_broken("is in the past")
         return value
 
     @field_validator("content")
     @classmethod
     def _something_to_send(cls, content: Content) -> Content:
         if not content.text and not content.attachments:
-            raise ValueError("needs a text or an attachment")
+            raise rule_broken("needs a text or an attachment")
         return content
 
 

@@ -70,8 +70,12 @@ async def seeded(world) -> Seeded:
     await _ok(await client.post("/api/v1/orders", headers=seed.auth["integration"], json={
         "order_no": "O1", "member_no": mine.member_no, "channel": "store", "store_code": "S1",
         "amount_fen": 12800, "paid_at": "2026-11-01T10:00:00+08:00"}), 201)
+    campaign = await _ok(await client.post("/api/v1/campaigns", headers=hq, json={
+        "name": "关怀", "audience": {"stores": ["S1"]}, "content": {"text": "您好，我是{guide_name}"},
+        "benefit": {"coupon_template_code": "T1"}}), 201)
     seed.ids = {"code": "S1", "userid": "g1", "qrcode": qrcode["code"], "channel": "CH1",
                 "member_no": mine.member_no, "theirs": theirs.member_no, "external_userid": "wmMine",
-                "coupon": issued["coupons"][0]["code"], "order_no": "O1", "job_id": "1"}
+                "coupon": issued["coupons"][0]["code"], "order_no": "O1", "job_id": "1",
+                "campaign_id": str(campaign["id"]), "kind": "stores"}
     yield seed
     use_members_config(None)
