@@ -295,7 +295,7 @@ async def settle(state, url: str, prefix: str, expected: int, timeout: float) ->
 
 
 async def scenario(name, args, driver, state, scanned, service, servers, url, http, port, workdir, utcnow) -> dict:
-    prefix = f"wm{name[:4].upper()}"
+    prefix = "wm" + name.replace("-", "").upper()[:8]  # unique per scenario: kill-worker, kill-web
     since, callbacks_before = utcnow(), len(state.callbacks)
     outcomes_before = len(job_outcomes(workdir))
     calls_before = len(state.calls)
