@@ -170,19 +170,22 @@ async def scenario_rows(url: str, prefix: str, since: dt.datetime) -> dict:
     """Inbox rows of the burst's customers; the burst's jobs by kind and status."""
     from sqlalchemy import func, select
 
+    from bot.customers.models import CustomerBinding
     from bot.storage import Database
     from bot.storage.models import InboxEvent, Job
 
     db = Database(url)
     try:
         async with db.engine.connect() as conn:
-            inbox = await conn.scalar(select(func.count()).select_from(InboxEvent).where(
-                InboxEvent.external_user_id.like(f"{prefix}%")))
+            inbox = dict((await conn.execute(select(InboxEvent.status, func.count()).where(
+                InboxEvent.external_user_id.like(f"{prefix}%")).group_by(InboxEvent.status))).all())
+            bindings = collections.Counter((await conn.execute(select(CustomerBinding.external_userid).where(
+                CustomerBinding.external_userid.like(f"{prefix}%")))).scalars())
             jobs = (await conn.execute(select(Job.id, Job.kind, Job.status, Job.last_error, Job.payload)
                                        .where(Job.created_at >= since))).all()
     finally:
         await db.dispose()
-    return {"inbox": inbox, "jobs": jobs}
+    return {"inbox": inbox, "jobs": jobs, "bindings": bindings}
 
 
 async def run(args) -> list[dict]:
@@ -340,13 +343,18 @@ async def scenario(name, args, driver, state, scanned, service, servers, url, ht
                                       if status == "done")
     welcome_calls = collections.Counter(c["errcode"] for c in list(state.calls)[calls_before:]
                                         if c["path"] == "externalcontact/send_welcome_msg")
+    tagged = collections.Counter(c["body"].get("external_userid") for c in list(state.calls)[calls_before:]
+                                 if c["path"] == "externalcontact/mark_tag" and c["errcode"] == 0
+                                 and str(c["body"].get("external_userid", "")).startswith(prefix))
     return {
         "scenario": name, "adds": args.adds, "posting_s": round(posting, 1), **fault_info,
         "settle_s": round(waited, 1),
         "answered_200": sum(1 for a in answers if a["http_status"] == 200),
         "never_200": sum(1 for a in answers if a["http_status"] != 200),
-        "attempts": dict(statuses),
-        "inbox_rows": rows["inbox"],
+        "attempts": dict(statuses), "tries_503": statuses.get("503", 0), "tries_unanswered": statuses.get("None", 0),
+        "inbox_rows": sum(rows["inbox"].values()), "inbox_by_status": rows["inbox"],
+        "bindings": len(rows["bindings"]), "bound_twice": sum(1 for n in rows["bindings"].values() if n > 1),
+        "tagged_twice": sum(1 for n in tagged.values() if n > 1),
         "welcomed": len(got), "welcomed_twice": sum(1 for n in got.values() if n > 1),
         "welcome_code_used_again": welcome_calls.get(41051, 0),
         "unwelcomed": len(unwelcomed),
@@ -363,9 +371,11 @@ async def scenario(name, args, driver, state, scanned, service, servers, url, ht
 
 def table(results: list[dict]) -> str:
     columns = [("scenario", "scenario"), ("answered_200", "200"), ("never_200", "never 200"),
-               ("inbox_rows", "inbox"), ("welcomed", "welcomed"), ("welcomed_twice", "twice"),
-               ("unwelcomed", "unsent"), ("dead_jobs", "dead"), ("jobs_done_twice", "run twice"),
-               ("settle_s", "settle s")]
+               ("tries_503", "503 tries"), ("tries_unanswered", "unanswered tries"),
+               ("inbox_rows", "inbox"), ("bindings", "bound"), ("welcomed", "welcomed"),
+               ("welcomed_twice", "welcomed twice"), ("unwelcomed", "expired unsent"), ("dead_jobs", "dead"),
+               ("jobs_done_twice", "jobs run twice"), ("bound_twice", "bound twice"),
+               ("tagged_twice", "tagged twice"), ("settle_s", "settle s")]
     lines = [" | ".join(title for _, title in columns)]
     for result in results:
         lines.append(" | ".join(str(result[key]) for key, _ in columns))
