@@ -358,6 +358,7 @@ async def scenario(name, args, driver, state, scanned, service, servers, url, ht
         "welcomed": len(got), "welcomed_twice": sum(1 for n in got.values() if n > 1),
         "welcome_code_used_again": welcome_calls.get(41051, 0),
         "unwelcomed": len(unwelcomed),
+        "expired": sum(1 for who in unwelcomed if welcome_jobs.get(who, ("",))[0] == "expired"),
         "unwelcomed_by_job": dict(collections.Counter(
             welcome_jobs.get(who, ("no job", None))[0] for who in unwelcomed)),
         "unwelcomed_examples": {who: welcome_jobs.get(who) for who in unwelcomed[:3]},
@@ -373,7 +374,7 @@ def table(results: list[dict]) -> str:
     columns = [("scenario", "scenario"), ("answered_200", "200"), ("never_200", "never 200"),
                ("tries_503", "503 tries"), ("tries_unanswered", "unanswered tries"),
                ("inbox_rows", "inbox"), ("bindings", "bound"), ("welcomed", "welcomed"),
-               ("welcomed_twice", "welcomed twice"), ("unwelcomed", "expired unsent"), ("dead_jobs", "dead"),
+               ("welcomed_twice", "welcomed twice"), ("unwelcomed", "unsent"), ("expired", "code expired"), ("dead_jobs", "dead"),
                ("jobs_done_twice", "jobs run twice"), ("bound_twice", "bound twice"),
                ("tagged_twice", "tagged twice"), ("settle_s", "settle s")]
     lines = [" | ".join(title for _, title in columns)]
