@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, literal_column, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, literal_column, or_, select, tuple_, update
 
 from bot.jobs import cron
 from bot.jobs.faults import is_transient_fault
@@ -42,6 +42,9 @@ log = logging.getLogger("bot.jobs")
 BURST_HORIZON_SECONDS = 60.0
 FAULT_BACKOFF_BASE = 0.5  # a store that is down for seconds is tried again within seconds
 FAULT_BACKOFF_CAP = 30.0
+# A job with a deadline (a welcome code lives 20 s) must not wait out a dead worker's long lease:
+# its lease is this short and renewed every third of it, so a restarted worker takes it in seconds.
+DEADLINE_LEASE_SECONDS = 6.0
 OUTCOME_RETRY_CAP = 2.0
 
 # Literals, not bound parameters: a prepared statement's generic plan can only use the partial
@@ -56,8 +59,11 @@ def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
     return step * (0.5 + random.random())
 
 
-def claim_statement(limit: int, now: float, lease_until: float, worker_id: str):
-    """Take the `limit` most urgent due jobs: an ordered walk of ix_jobs_queued, never a sort."""
+def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
+                    short_lease_kinds: tuple[str, ...] = (), short_lease_until: float | None = None):
+    """Take the `limit` most urgent due jobs: an ordered walk of ix_jobs_queued, never a sort.
+
+    Jobs of `short_lease_kinds` are leased until `short_lease_until` instead."""
     due = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.run_at <= now)
@@ -68,10 +74,21 @@ def claim_statement(limit: int, now: float, lease_until: float, worker_id: str):
     return (
         update(Job)
         .where(Job.id.in_(due.scalar_subquery()))
-        .values(status="running", attempts=Job.attempts + 1, lease_until=lease_until, locked_by=worker_id)
+        .values(status="running", attempts=Job.attempts + 1, locked_by=worker_id,
+                lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until))
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
+
+
+def _lease_until(short_lease_kinds: tuple[str, ...], short_until: float | None, until: float):
+    if not short_lease_kinds or short_until is None:
+        return until
+    return case((Job.kind.in_(short_lease_kinds), short_until), else_=until)
+
+
+def _short_lease_kinds() -> tuple[str, ...]:
+    return tuple(kind for kind in tasks.kinds() if tasks.options(kind).deadline is not None)
 
 
 @dataclass
@@ -101,6 +118,7 @@ class JobRunner:
         self.db = services.db
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
+        self.short_lease_seconds = min(DEADLINE_LEASE_SECONDS, lease_seconds)
         self.poll_seconds = poll_seconds
         self.backoff_base = backoff_base
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -188,7 +206,8 @@ class JobRunner:
 
     async def _claim(self, limit: int) -> list[Job]:
         now = time.time()
-        claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id)
+        claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id,
+                                _short_lease_kinds(), now + self.short_lease_seconds)
         try:
             async with self.db.session() as session, session.begin():
                 return list((await session.execute(claim)).scalars())
@@ -212,15 +231,17 @@ class JobRunner:
     async def _extend_own_leases(self) -> None:
         if not self._inflight:
             return
+        now = time.time()
         async with self.db.session() as session, session.begin():
             await session.execute(
                 update(Job)
                 .where(Job.id.in_(list(self._inflight)), Job.locked_by == self.worker_id)
-                .values(lease_until=time.time() + self.lease_seconds)
+                .values(lease_until=_lease_until(_short_lease_kinds(), now + self.short_lease_seconds,
+                                                 now + self.lease_seconds))
             )
 
     async def _renew_leases(self) -> None:
-        """Every third of a lease: extend ours, then requeue the jobs of workers that died.
+        """Every third of the short lease: extend ours, then requeue the jobs of workers that died.
 
         After an outage this runs again within a second, so the leases of living workers are
         extended before anyone's sweep could mistake them for a dead worker's."""
@@ -231,10 +252,10 @@ class JobRunner:
                     await self._extend_own_leases()
                 await self._requeue_expired_leases()
                 extend_first = True
-                pause = self.lease_seconds / 3
+                pause = self.short_lease_seconds / 3
             except Exception as exc:
                 log.warning("renewing leases failed (%s); trying again", exc)
-                pause = min(1.0, self.lease_seconds / 3)
+                pause = min(1.0, self.short_lease_seconds / 3)
             await asyncio.sleep(pause)
 
     async def _execute(self, job: Job) -> None:
@@ -286,7 +307,10 @@ class JobRunner:
         if deadline is not None:
             if time.time() >= deadline:
                 return Outcome(job, "expired", error=f"deadline passed during an outage: {error}")
-            run_at = min(run_at, deadline - 0.05)  # one more try before it is too late
+            # Try again at least every third of the time left (so the first try after the outage
+            # comes soon enough, not one long back-off later), and once more before it is too late.
+            run_at = min(run_at, time.time() + max(FAULT_BACKOFF_BASE, (deadline - time.time()) / 3),
+                         deadline - 0.05)
         log.warning("transient fault, trying again in %.1fs (attempt not counted): %s", run_at - time.time(), error)
         return Outcome(job, "queued", error=error, run_at=run_at, refund=True, fault=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.jobs import enqueue, tasks
@@ -72,6 +73,15 @@ class CuttableProxy:
 TOUCHED: dict[int, int] = {}  # job id -> runs that reached the end
 STARTED: set[int] = set()
 RELEASE: dict[str, asyncio.Event] = {}  # made in each test's own event loop
+
+
+POSTGRES_URL = ""  # this run's database (tests.conftest no longer exports it): set per test
+
+
+@pytest.fixture(autouse=True)
+def _this_runs_postgres(postgres_url):
+    global POSTGRES_URL
+    POSTGRES_URL = postgres_url
 
 
 @tasks("test.reads_twice")
