@@ -75,15 +75,6 @@ STARTED: set[int] = set()
 RELEASE: dict[str, asyncio.Event] = {}  # made in each test's own event loop
 
 
-POSTGRES_URL = ""  # this run's database (tests.conftest no longer exports it): set per test
-
-
-@pytest.fixture(autouse=True)
-def _this_runs_postgres(postgres_url):
-    global POSTGRES_URL
-    POSTGRES_URL = postgres_url
-
-
 @tasks("test.reads_twice")
 async def reads_twice(ctx, payload):
     async with ctx.services.db.session() as session:
@@ -166,7 +157,6 @@ async def test_completions_written_during_an_outage_are_recorded_when_it_ends_no
 
 async def test_a_connection_left_mid_operation_is_discarded_not_pooled(monkeypatch, postgres_url):
     import asyncpg
-    import pytest
     from sqlalchemy.exc import DBAPIError
 
     await prepare_postgres(postgres_url)
