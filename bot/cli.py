@@ -176,9 +176,11 @@ def jobs_retry(job_id: int) -> None:
 def _add_feature_commands() -> None:
     from bot.emulator.cli import emulator_group
     from bot.stores.cli import import_group
+    from sop.engine.cli import sop_group
 
     main.add_command(emulator_group)
     main.add_command(import_group)
+    main.add_command(sop_group)
 
 
 _add_feature_commands()

@@ -87,6 +87,7 @@ class EmulatorState:
         self.group_sends: dict[str, GroupSend] = {}
         self.group_send_ledger: dict[tuple[str, str], int] = {}  # (external_userid, month) -> received
         self.transfers: list[Transfer] = []
+        self.card_responses: dict[str, dict] = {}  # ResponseCode → {userid, task_id, issued, used}
         self._counters: dict[tuple, int] = {}
 
         self.calls: deque[dict] = deque(maxlen=record_limit)
