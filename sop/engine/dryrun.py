@@ -30,10 +30,10 @@ async def dry_run(session, template: SopTemplate, document, *, now: dt.datetime,
     for due, step_key, store in waiting.tuples():
         add(max(due, now), step_key, store)
     enrolled = set((await session.execute(select(SopEnrolment.external_userid, SopEnrolment.trigger_key).where(
-        SopEnrolment.code == template.code))).tuples())
+        SopEnrolment.code == template.code))).all())
     fresh = [row for row in await _candidates(session, template, document, now, zone) if (row[1], row[5]) not in enrolled]
     stores = dict((await session.execute(select(Customer.external_userid, Customer.store_code).where(
-        Customer.external_userid.in_([row[1] for row in fresh])))).tuples()) if fresh else {}
+        Customer.external_userid.in_([row[1] for row in fresh])))).all()) if fresh else {}
     for _, external_userid, _, _, anchor, _ in fresh:
         for step in document.steps:
             add(step_due(anchor, step, zone), step.key, stores.get(external_userid))
