@@ -217,6 +217,15 @@ async def screen(session, run: SopRun, enrolment: SopEnrolment, document: SopDoc
     return None
 
 
+def mark(run: SopRun, reason: str, now: dt.datetime) -> None:
+    """exited:<condition> → exited with the condition; anything else → skipped with the reason."""
+    if reason.startswith("exited:"):
+        run.status, run.reason = "exited", reason.removeprefix("exited:")
+    else:
+        run.status, run.reason = "skipped", reason[:60]
+    run.updated_at = now
+
+
 # Materialising due steps ---------------------------------------------------------------------------
 
 def step_of(document: SopDocument, key: str) -> Step:
@@ -279,8 +288,7 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
             if reason is None and guide is None:
                 reason = "no_guide"
         if reason:
-            run.status = "exited" if reason.startswith("exited") else "skipped"
-            run.reason, run.updated_at = reason[:60], now
+            mark(run, reason, now)
             if run.status == "exited":
                 report.exited += 1
             else:

@@ -25,6 +25,7 @@ from sop.engine.engine import (
     TickReport,
     Versions,
     enrol_all,
+    mark,
     materialise,
     pending_guides,
     screen,
@@ -169,8 +170,7 @@ async def push_item(services, guide: str, item_id: int, now: dt.datetime | None 
             for run, enrolment in rows:  # exits and `when` again: time passed since it was listed
                 reason = await screen(session, run, enrolment, document, step, now)
                 if reason:
-                    run.status = "exited" if reason.startswith("exited") else "skipped"
-                    run.reason, run.updated_at = reason[:60], now
+                    mark(run, reason, now)
                 else:
                     ready.append(run)
             if not ready:

@@ -66,7 +66,7 @@ async def test_onboarding_playbook_runs_from_friend_added_to_purchase_exit(sw):
     await sw.order("A1-1", "wmA1", local(4, "12:00"))
     await sw.tick(local(6, "19:30"))
     runs = await sw.runs()
-    assert runs[("wmA1", "d6")] == ("exited", "exited:purchased")
+    assert runs[("wmA1", "d6")] == ("exited", "purchased")
     assert runs[("wmA2", "d6")][0] == runs[("wmB1", "d6")][0] == "queued"
 
     await sw.world.driver.guide_writes_app("bo", "今日任务")
