@@ -11,6 +11,7 @@ class SopConfig(BaseSettings):
 
     tick_enabled: bool = True  # the per-minute tick job (tests drive the clock themselves)
     digest_at: str = Field("09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the guides' morning card
+    digest_catch_up_minutes: int = Field(120, ge=1, le=720)  # a tick this late after digest_at still sends it
     digest_items: int = Field(3, ge=1, le=5)  # items with a button on the card
 
 

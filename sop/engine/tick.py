@@ -54,7 +54,9 @@ async def run_tick(services, at: dt.datetime | None = None) -> TickReport:
             await enrol_all(session, now, zone, report)
             await materialise(session, now, zone, report)
             day = local_day(now, zone)
-            if now >= at_local(day, sop_config().digest_at, zone):
+            morning = at_local(day, sop_config().digest_at, zone)
+            # Only in the morning (a pass that missed it catches up for a while, never at night).
+            if morning <= now < morning + dt.timedelta(minutes=sop_config().digest_catch_up_minutes):
                 for guide in await pending_guides(session):
                     if await enqueue(session, DIGEST_JOB, {"guide": guide, "day": day.isoformat()},
                                      dedupe_key=f"sop-digest:{guide}:{day.isoformat()}", max_attempts=4):
