@@ -88,3 +88,30 @@ async def test_a_paused_sop_never_sends_and_resumed_skips_what_it_missed(sw):
 async def test_guides_and_store_managers_cannot_write_templates(sw):
     answer = await sw.api("POST", "/api/v1/sops", 403, as_="sh_manager", json=ONBOARDING)
     assert answer["error"]["code"] == "forbidden"
+
+
+async def test_saving_a_template_starts_the_per_minute_tick_once(sw):
+    from bot.jobs import JobContext
+    from bot.storage.models import Job
+    from sop.engine.config import SopConfig, use_sop_config
+    from sop.engine.tick import TICK_JOB, tick_job
+
+    use_sop_config(SopConfig(_env_file=None, tick_enabled=True))  # the fixture resets it afterwards
+    await sw.api("POST", "/api/v1/sops", 201, json=ONBOARDING)
+    await sw.api("PUT", "/api/v1/sops/onboarding", 200, json=onboarding(name="新好友培育"))
+    await tick_job(JobContext(sw.services, 0, TICK_JOB, 1), {})
+    async with sw.services.db.session() as session:
+        ticks = (await session.scalars(select(Job).where(Job.kind == TICK_JOB))).all()
+    assert len(ticks) == 1  # one per minute, whoever asks
+    assert ticks[0].run_at % 60 == 0 and ticks[0].run_at - dt.datetime.now(dt.UTC).timestamp() <= 60
+
+
+async def test_per_store_content_overrides_the_step_text(sw):
+    document = with_step(0, overrides={"BJ01": {"text": "北京店{guide_name}：欢迎！"}})
+    await sw.api("POST", "/api/v1/sops", 201, json=document)
+    await sw.bind("wmA1", "ann")
+    await sw.bind("wmC1", "cai")
+    await sw.tick(dt.datetime.now(dt.UTC))
+    await sw.tick(local(1, "10:00"))
+    texts = {send.creator: send.text["content"] for send in sw.group_sends()}
+    assert texts == {"ann": "我是上海一店的安娜，有任何穿搭问题随时找我～", "cai": "北京店蔡晨：欢迎！"}
