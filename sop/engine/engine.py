@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.customers.models import Customer
@@ -217,6 +217,68 @@ async def screen(session, run: SopRun, enrolment: SopEnrolment, document: SopDoc
     return None
 
 
+IN_CHUNK = 2000  # ids per IN (…) list
+
+
+async def _matching(session, statement_for, ids: list) -> set:
+    found = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        found |= set((await session.scalars(statement_for(ids[start:start + IN_CHUNK]))).all())
+    return found
+
+
+async def screen_all(session, candidates: list[tuple], now: dt.datetime) -> dict[int, str]:
+    """screen() for a whole pass in a few set queries: run id → why it must not go out now."""
+    reasons: dict[int, str] = {}
+    open_enrolments: dict[int, tuple] = {}
+    for run, enrolment, document, _ in candidates:
+        if enrolment.status == "exited":
+            reasons[run.id] = f"exited:{enrolment.exit_reason}"
+        else:
+            open_enrolments[enrolment.id] = (enrolment, document.exit_on)
+    member = and_(Member.external_userid == SopEnrolment.external_userid, Member.status == "active")
+    checks = {
+        "unfriended": lambda ids: select(SopEnrolment.id).outerjoin(
+            Customer, Customer.external_userid == SopEnrolment.external_userid).where(
+            SopEnrolment.id.in_(ids), or_(Customer.id.is_(None), Customer.status != "bound")),
+        # Strictly after the anchor: a purchase trigger's own order is paid at the anchor.
+        "purchased": lambda ids: select(SopEnrolment.id).join(Member, member).join(Order, and_(
+            Order.member_id == Member.id, Order.status == "paid", Order.paid_at > SopEnrolment.anchor_at,
+            Order.paid_at <= now)).where(SopEnrolment.id.in_(ids)).distinct(),
+        "coupon_redeemed": lambda ids: select(SopEnrolment.id).join(Member, member).join(Coupon, and_(
+            Coupon.member_id == Member.id, Coupon.redeemed_at > SopEnrolment.anchor_at, Coupon.redeemed_at <= now))
+        .where(SopEnrolment.id.in_(ids)).distinct(),
+        "stage_changed": lambda ids: select(SopEnrolment.id).join(Member, member).where(
+            SopEnrolment.id.in_(ids), SopEnrolment.stage.is_not(None),
+            stage_expression(members_config(), now, Member) != SopEnrolment.stage),
+    }
+    exited: dict[int, str] = {}
+    for condition, statement_for in checks.items():  # the order exit_reason() checks them in
+        ids = sorted(i for i, (_, exits) in open_enrolments.items() if condition in exits and i not in exited)
+        if ids:
+            for enrolment_id in await _matching(session, statement_for, ids):
+                exited.setdefault(enrolment_id, condition)
+    for enrolment_id, condition in exited.items():
+        await _exit(session, open_enrolments[enrolment_id][0], condition, now)
+    wanted: dict[tuple, tuple[Step, list]] = {}
+    for run, enrolment, _, step in candidates:
+        if run.id in reasons:
+            continue
+        if enrolment.id in exited:
+            reasons[run.id] = f"exited:{exited[enrolment.id]}"
+        elif step.when is not None:
+            wanted.setdefault((run.code, run.version, step.key), (step, []))[1].append(run)
+    dialect = session.get_bind().dialect.name
+    for step, runs in wanted.values():
+        audience = select_audience(step.when, now=now, dialect=dialect).order_by(None)
+        matched = await _matching(session, lambda chunk, audience=audience: audience.where(
+            Customer.external_userid.in_(chunk)), sorted({run.external_userid for run in runs}))
+        for run in runs:
+            if run.external_userid not in matched:
+                reasons[run.id] = "when_not_met"
+    return reasons
+
+
 def mark(run: SopRun, reason: str, now: dt.datetime) -> None:
     """exited:<condition> → exited with the condition; anything else → skipped with the reason."""
     if reason.startswith("exited:"):
@@ -272,7 +334,8 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
         .where(SopRun.status == "waiting", SopRun.due_at <= now)
         .order_by(SopRun.id).with_for_update(of=SopRun, skip_locked=True))).all()
     groups: dict[tuple, list[SopRun]] = {}
-    deadlines: dict[tuple, dt.datetime] = {}
+    deadlines: dict[int, dt.datetime] = {}
+    candidates = []
     for run, enrolment, guide, store in due:
         document = await versions.get(run.code, run.version)
         step = step_of(document, run.step_key)
@@ -280,13 +343,15 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
         if now < earliest:
             continue  # quiet hours: waits for the window
         run.guide_userid, run.store_code = guide, store  # the customer's guide now (after handovers)
-        reason = None
-        if now > deadline:
-            reason = f"missed_window:{deadline.isoformat()}"  # downtime past the window: never late at night
-        else:
-            reason = await screen(session, run, enrolment, document, step, now)
-            if reason is None and guide is None:
-                reason = "no_guide"
+        if now > deadline:  # downtime past the window: skipped, never sent late at night
+            mark(run, f"missed_window:{deadline.isoformat()}", now)
+            report.skip("missed_window")
+            continue
+        deadlines[run.id] = deadline
+        candidates.append((run, enrolment, document, step))
+    reasons = await screen_all(session, candidates, now)
+    for run, _, _, _ in candidates:
+        reason = reasons.get(run.id) or (None if run.guide_userid else "no_guide")
         if reason:
             mark(run, reason, now)
             if run.status == "exited":
@@ -294,9 +359,9 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
             else:
                 report.skip(reason.split(":")[0])
             continue
-        key = (run.code, run.version, run.step_key, guide)
+        key = (run.code, run.version, run.step_key, run.guide_userid)
         groups.setdefault(key, []).append(run)
-        deadlines[key] = min(deadlines.get(key, deadline), deadline)
+        deadlines[key] = min(deadlines.get(key, deadlines[run.id]), deadlines[run.id])
     minute = now.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
     for (code, version, step_key, guide), runs in groups.items():
         document = await versions.get(code, version)
