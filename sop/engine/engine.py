@@ -25,7 +25,7 @@ from sop.audience import Audience, active_member, audience_conditions, member_jo
 from sop.engine.clock import DEFAULT_WINDOW, at_local, corp_zone, local_day, local_midnight, send_span
 from sop.engine.document import SopDocument, Step, step_attachments
 from sop.engine.models import SopEnrolment, SopItem, SopRun, SopTemplate, SopVersion
-from sop.engine.outreach_adapter import plan_group_send
+from sop.engine.outreach_adapter import GroupSend, plan_group_sends
 
 log = logging.getLogger("sop.engine")
 GUIDE_REACHES = ("guide_push", "guide_task")
@@ -309,19 +309,28 @@ async def _item(session, *, code, version, step: Step, slot, guide, store, now, 
         SopItem.guide_userid == guide).with_for_update())
 
 
+def group_send(item: SopItem, document: SopDocument, step: Step, runs: list[SopRun]) -> GroupSend:
+    item.source = f"sop:{item.id}"
+    return GroupSend(source=item.source, title=f"{document.name}·{step.key}", guide=item.guide_userid,
+                     external_userids=[run.external_userid for run in runs], content=content_for(step, item.store_code),
+                     coupon_template_code=step.benefit.coupon_template_code if step.benefit else None)
+
+
+async def send_items(session, batch: list[tuple[SopItem, SopDocument, Step, list[SopRun]]], now: dt.datetime) -> None:
+    """Each item's one group send (all its runs' customers), planned together in this transaction."""
+    outcome = await plan_group_sends(session, [group_send(*entry) for entry in batch], now)
+    for item, _, _, runs in batch:
+        statuses = outcome[item.source]
+        for run in runs:
+            status = statuses.get(run.external_userid, "skipped")
+            run.status, run.reason = ("sent", None) if status == "planned" else ("skipped", status)
+            run.item_id, run.updated_at = item.id, now
+        item.status, item.acted_at = "pushed", now
+
+
 async def send_item(session, item: SopItem, document: SopDocument, step: Step, runs: list[SopRun],
                     now: dt.datetime) -> None:
-    """The item's one group send (all its runs' customers), planned in this transaction."""
-    item.source = f"sop:{item.id}"
-    outcome = await plan_group_send(
-        session, source=item.source, title=f"{document.name}·{step.key}", guide=item.guide_userid,
-        external_userids=[run.external_userid for run in runs], content=content_for(step, item.store_code),
-        coupon_template_code=step.benefit.coupon_template_code if step.benefit else None, now=now)
-    for run in runs:
-        status = outcome.get(run.external_userid, "skipped")
-        run.status, run.reason = ("sent", None) if status == "planned" else ("skipped", status)
-        run.item_id, run.updated_at = item.id, now
-    item.status, item.acted_at = "pushed", now
+    await send_items(session, [(item, document, step, runs)], now)
 
 
 async def materialise(session, now: dt.datetime, zone, report: TickReport) -> None:
@@ -363,32 +372,59 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
         groups.setdefault(key, []).append(run)
         deadlines[key] = min(deadlines.get(key, deadlines[run.id]), deadlines[run.id])
     minute = now.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
-    for (code, version, step_key, guide), runs in groups.items():
-        document = await versions.get(code, version)
-        step = step_of(document, step_key)
-        store = runs[0].store_code
-        if step.reach == "group_send":
-            item = await _item(session, code=code, version=version, step=step, slot=minute, guide=guide, store=store,
-                               now=now, deadline=deadlines[(code, version, step_key, guide)], status="sending")
-            if item.status != "sending":
-                continue  # another pass of this minute sent it
-            item.customers = len(runs)
-            await send_item(session, item, document, step, runs, now)
-        else:
-            # One waiting entry per step and day in the guide's list; a later batch that day joins it.
-            slot = now.astimezone(zone).strftime("%Y-%m-%d")
-            item = await _item(session, code=code, version=version, step=step, slot=slot, guide=guide, store=store,
-                               now=now, deadline=deadlines[(code, version, step_key, guide)], status="waiting")
-            if item.status != "waiting":
-                item = await _item(session, code=code, version=version, step=step, slot=minute, guide=guide,
-                                   store=store, now=now, deadline=deadlines[(code, version, step_key, guide)],
-                                   status="waiting")
-            item.customers += len(runs)
-            item.deadline_at = max(item.deadline_at, deadlines[(code, version, step_key, guide)])
-            for run in runs:
-                run.status, run.item_id, run.updated_at = "queued", item.id, now
+    sending = {key: runs for key, runs in groups.items()
+               if step_of(await versions.get(key[0], key[1]), key[2]).reach == "group_send"}
+    items = await _group_items(session, sending, deadlines, minute, now)
+    batch = []
+    for key, runs in sending.items():
+        item = items[key]
+        if item.status != "sending":
+            continue  # another pass of this minute sent it
+        document = await versions.get(key[0], key[1])
+        item.customers = len(runs)
+        batch.append((item, document, step_of(document, key[2]), runs))
         report.items += 1
         report.queued += len(runs)
+    await send_items(session, batch, now)
+    for (code, version, step_key, guide), runs in groups.items():
+        if (code, version, step_key, guide) in sending:
+            continue
+        step = step_of(await versions.get(code, version), step_key)
+        store = runs[0].store_code
+        # One waiting entry per step and day in the guide's list; a later batch that day joins it.
+        slot = now.astimezone(zone).strftime("%Y-%m-%d")
+        item = await _item(session, code=code, version=version, step=step, slot=slot, guide=guide, store=store,
+                           now=now, deadline=deadlines[(code, version, step_key, guide)], status="waiting")
+        if item.status != "waiting":
+            item = await _item(session, code=code, version=version, step=step, slot=minute, guide=guide,
+                               store=store, now=now, deadline=deadlines[(code, version, step_key, guide)],
+                               status="waiting")
+        item.customers += len(runs)
+        item.deadline_at = max(item.deadline_at, deadlines[(code, version, step_key, guide)])
+        for run in runs:
+            run.status, run.item_id, run.updated_at = "queued", item.id, now
+        report.items += 1
+        report.queued += len(runs)
+
+
+async def _group_items(session, groups: dict[tuple, list[SopRun]], deadlines: dict, minute: str,
+                       now: dt.datetime) -> dict[tuple, SopItem]:
+    """The group_send items of this minute, created together (an existing one is kept as it is)."""
+    if not groups:
+        return {}
+    rows = [dict(code=code, version=version, step_key=step_key, slot=minute, guide_userid=guide,
+                 store_code=runs[0].store_code, reach="group_send", status="sending", customers=0, due_at=now,
+                 deadline_at=deadlines[(code, version, step_key, guide)], created_at=now)
+            for (code, version, step_key, guide), runs in groups.items()]
+    for start in range(0, len(rows), 500):
+        await session.execute(_insert(session, SopItem).values(rows[start:start + 500]).on_conflict_do_nothing(
+            index_elements=["code", "version", "step_key", "slot", "guide_userid"]))
+    found = {}
+    for code in {key[0] for key in groups}:
+        items = (await session.scalars(select(SopItem).where(SopItem.code == code, SopItem.slot == minute,
+                                                             SopItem.reach == "group_send").with_for_update())).all()
+        found.update({(item.code, item.version, item.step_key, item.guide_userid): item for item in items})
+    return found
 
 
 async def enrol_all(session, now: dt.datetime, zone, report: TickReport) -> None:
