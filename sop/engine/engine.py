@@ -29,6 +29,7 @@ from sop.engine.outreach_adapter import GroupSend, plan_group_sends
 
 log = logging.getLogger("sop.engine")
 GUIDE_REACHES = ("guide_push", "guide_task")
+SCAN_LOOKBACK = dt.timedelta(days=3)  # longer downtime: events older than this are not enrolled
 
 
 @dataclass
@@ -82,7 +83,9 @@ async def _candidates(session, template: SopTemplate, document: SopDocument, now
     member = active_member()
     m = member.c
     stage = stage_expression(members_config(), now, m)
-    trigger, since = document.trigger, template.created_at
+    trigger = document.trigger
+    # Events of the last SCAN_LOOKBACK only: each minute re-reads a bounded span, not all history.
+    since = max(template.created_at, now - SCAN_LOOKBACK)
 
     def base(*columns):
         statement = member_join(select(Customer.id, Customer.external_userid, m.id, stage, *columns), member)
@@ -138,14 +141,27 @@ async def _candidates(session, template: SopTemplate, document: SopDocument, now
     for customer_id, external_userid, member_id, current_stage, *extra in rows:
         anchor, key = keyed(*extra)
         # An occurrence from before the template existed enrols as of now, never into the past.
-        out.append((customer_id, external_userid, member_id, current_stage, anchor if anchor >= since else now, key))
+        out.append((customer_id, external_userid, member_id, current_stage,
+                    anchor if anchor >= template.created_at else now, key))
     return out
+
+
+async def _known(session, code: str, external_userids: list[str]) -> set[tuple[str, str]]:
+    known = set()
+    for start in range(0, len(external_userids), 2000):
+        known |= set((await session.execute(select(SopEnrolment.external_userid, SopEnrolment.trigger_key).where(
+            SopEnrolment.code == code, SopEnrolment.external_userid.in_(external_userids[start:start + 2000])))).all())
+    return known
 
 
 async def enrol(session, template: SopTemplate, document: SopDocument, now: dt.datetime, zone) -> int:
     candidates = await _candidates(session, template, document, now, zone)
+    # Occurrences already enrolled are dropped with one read, not one INSERT each, every minute.
+    known = await _known(session, template.code, sorted({row[1] for row in candidates}))
     enrolled = 0
     for customer_id, external_userid, member_id, stage, anchor, key in candidates:
+        if (external_userid, key[:80]) in known:
+            continue
         statement = _insert(session, SopEnrolment).values(
             code=template.code, version=template.version, trigger_key=key[:80], customer_id=customer_id,
             external_userid=external_userid, member_id=member_id, anchor_at=anchor, stage=stage, status="active",
