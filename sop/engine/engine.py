@@ -29,6 +29,9 @@ from sop.engine.outreach_adapter import GroupSend, plan_group_sends
 
 log = logging.getLogger("sop.engine")
 GUIDE_REACHES = ("guide_push", "guide_task")
+# A guide_push item can still be pushed (the guide then confirms it in WeCom) this long after its
+# window closed — the morning card shows yesterday evening's — then it leaves their list.
+PUSH_GRACE = dt.timedelta(days=2)
 SCAN_LOOKBACK = dt.timedelta(days=3)  # longer downtime: events older than this are not enrolled
 
 
@@ -416,7 +419,7 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
                                store=store, now=now, deadline=deadlines[(code, version, step_key, guide)],
                                status="waiting")
         item.customers += len(runs)
-        item.deadline_at = max(item.deadline_at, deadlines[(code, version, step_key, guide)])
+        item.deadline_at = max(item.deadline_at, deadlines[(code, version, step_key, guide)] + PUSH_GRACE)
         for run in runs:
             run.status, run.item_id, run.updated_at = "queued", item.id, now
         report.items += 1
@@ -441,6 +444,17 @@ async def _group_items(session, groups: dict[tuple, list[SopRun]], deadlines: di
                                                              SopItem.reach == "group_send").with_for_update())).all()
         found.update({(item.code, item.version, item.step_key, item.guide_userid): item for item in items})
     return found
+
+
+async def expire_unpushed(session, now: dt.datetime, report: TickReport) -> None:
+    """guide_push items whose window closed without a push: off the guide's list, reason recorded."""
+    expired = (await session.scalars(update(SopItem).where(
+        SopItem.reach == "guide_push", SopItem.status == "waiting", SopItem.deadline_at < now)
+        .values(status="expired", acted_at=now).returning(SopItem.id))).all()
+    if expired:
+        await session.execute(update(SopRun).where(SopRun.item_id.in_(expired), SopRun.status == "queued")
+                              .values(status="skipped", reason="not_pushed", updated_at=now))
+        report.skip("not_pushed")
 
 
 async def enrol_all(session, now: dt.datetime, zone, report: TickReport) -> None:

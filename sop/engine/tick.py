@@ -25,6 +25,7 @@ from sop.engine.engine import (
     TickReport,
     Versions,
     enrol_all,
+    expire_unpushed,
     mark,
     materialise,
     pending_guides,
@@ -53,6 +54,7 @@ async def run_tick(services, at: dt.datetime | None = None) -> TickReport:
         async with services.db.session() as session, session.begin():
             await enrol_all(session, now, zone, report)
             await materialise(session, now, zone, report)
+            await expire_unpushed(session, now, report)
             day = local_day(now, zone)
             morning = at_local(day, sop_config().digest_at, zone)
             # Only in the morning (a pass that missed it catches up for a while, never at night).

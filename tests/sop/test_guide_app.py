@@ -102,3 +102,15 @@ async def test_preview_dry_run_and_stats_by_store(sw):
     assert [(row["step"], row["store"], row["pushed"]) for row in stats["steps"]] == [("d1", "SH01", 1)]
     await sw.api("GET", "/api/v1/stats/sop?code=onboarding&group_by=guide", 403, as_="sh_manager")
     await sw.api("GET", "/api/v1/stats/sop?code=nope", 404)
+
+
+async def test_a_push_item_not_pushed_two_days_after_its_window_leaves_the_list_with_the_reason(sw):
+    await onboarding_at_d3(sw)
+    await sw.tick(local(5, "21:00"))
+    assert [item.status for item in await sw.items()] == ["waiting", "waiting"]  # two days' grace
+    await sw.tick(local(5, "21:01"))
+    assert [item.status for item in await sw.items()] == ["expired", "expired"]
+    assert (await sw.runs())[("wmA1", "d3")] == ("skipped", "not_pushed")
+    await sw.world.driver.guide_writes_app("ann", "任务")
+    await sw.settle()
+    assert sw.app_texts("ann")[-1] == "今天没有待处理的SOP任务。"
