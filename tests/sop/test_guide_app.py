@@ -9,6 +9,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from bot.wecom.client import WeComAPIError
+from sop.engine.cards import update_card
 from sop.engine.tick import push_item
 from sop.outreach.models import OutreachPlan
 from tests.sop.conftest import ONBOARDING, local
@@ -44,6 +46,9 @@ async def test_one_morning_card_per_guide_and_its_button_pushes_and_updates_the_
     assert send.creator == "ann" and sorted(send.tasks["ann"].results) == ["wmA1"]
     [update] = [m for m in sw.emulator.outbox if m["channel"] == "app_card_update"]
     assert update["to"] == "ann" and update["button"] == {"replace_name": "已推送"}
+    with pytest.raises(WeComAPIError) as refused:  # a ResponseCode is good for one update only
+        await update_card(sw.services, "ann", tapped["response_code"], "再次")
+    assert refused.value.errcode == 40058
     assert "已为 1 位客户创建群发任务" in sw.app_texts("ann")[-1]
 
 
