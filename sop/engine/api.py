@@ -207,7 +207,7 @@ async def sop_stats(call: ApiCall) -> dict:
             select(*columns, count(SopRun.status != "waiting"), count(SopItem.status.in_(("pushed", "done")) & (SopItem.reach != "guide_task")),
                    count(OutreachSend.task_status == 2), count(recipient.status == "sent"), count(SopRun.status == "done"),
                    count(SopRun.status == "skipped"), count(SopRun.status == "exited"),
-                   count(SopItem.status == "waiting"))
+                   count(SopItem.status == "waiting"), count(recipient.status == "held_out"))
             .outerjoin(SopItem, SopItem.id == SopRun.item_id)
             .outerjoin(recipient, and_(recipient.source == SopItem.source, recipient.external_userid == SopRun.external_userid))
             .outerjoin(OutreachSend, and_(OutreachSend.source == recipient.source, OutreachSend.guide_userid == recipient.guide_userid,
@@ -218,9 +218,9 @@ async def sop_stats(call: ApiCall) -> dict:
         for row in rows.tuples():
             step, *rest = row
             key = rest.pop(0) if group is not None else None
-            due, pushed, confirmed, sent, done, skipped, exited, waiting = (int(v or 0) for v in rest)
+            due, pushed, confirmed, sent, done, skipped, exited, waiting, held = (int(v or 0) for v in rest)
             entry = {"step": step, "due": due, "pushed": pushed, "confirmed": confirmed, "sent": sent, "tasks_done": done,
-                     "waiting_for_guide": waiting, "skipped": skipped, "exited": exited,
+                     "waiting_for_guide": waiting, "skipped": skipped, "exited": exited, "held_out": held,
                      "conversions": buyers.get((step, key), 0)}
             if group is not None:
                 entry[q.group_by] = key

@@ -108,6 +108,8 @@ class SopDocument(Strict):
     audience: Audience = Field(default_factory=Audience)
     exit_on: list[Literal[EXITS]] = Field(default_factory=list)
     window: Window | None = None
+    # Held out of every step (the same customers for the whole SOP): the baseline for uplift.
+    holdout_percent: int = Field(0, ge=0, le=50)
     steps: list[Step] = Field(min_length=1, max_length=50)
     description: str | None = None
 

@@ -332,7 +332,8 @@ def group_send(item: SopItem, document: SopDocument, step: Step, runs: list[SopR
     item.source = f"sop:{item.id}"
     return GroupSend(source=item.source, title=f"{document.name}·{step.key}", guide=item.guide_userid,
                      external_userids=[run.external_userid for run in runs], content=content_for(step, item.store_code),
-                     coupon_template_code=step.benefit.coupon_template_code if step.benefit else None)
+                     coupon_template_code=step.benefit.coupon_template_code if step.benefit else None,
+                     holdout_percent=document.holdout_percent, holdout_salt=f"sop:{item.code}")
 
 
 async def send_items(session, batch: list[tuple[SopItem, SopDocument, Step, list[SopRun]]], now: dt.datetime) -> None:

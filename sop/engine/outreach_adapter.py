@@ -16,7 +16,7 @@ from bot.members.models import Member
 from sop.outreach.config import outreach_config
 from sop.outreach.fanout import SEND_PRIORITY, send_batches
 from sop.outreach.models import OutreachLedger, OutreachPlan, OutreachRecipient, OutreachSend
-from sop.outreach.plan import enqueue_many
+from sop.outreach.plan import HASH_MULTIPLIER, HASH_PRIME, enqueue_many, source_salt
 
 IN_CHUNK = 2000
 INSERT_CHUNK = 2000
@@ -30,6 +30,15 @@ class GroupSend:
     external_userids: list[str]
     content: dict
     coupon_template_code: str | None
+    holdout_percent: int = 0
+    holdout_salt: str = ""  # held out the same customers for every step of one SOP
+
+
+def held_out(customer_id: int, salt: str, percent: int) -> bool:
+    """The outreach planner's draw (sop/outreach/plan.py held_out_expression), in Python."""
+    if percent <= 0:
+        return False
+    return (customer_id + source_salt(salt)) * HASH_MULTIPLIER % HASH_PRIME % 100 < percent
 
 
 async def _recent_sends(session, external_userids: list[str], now: dt.datetime) -> dict[str, list[int]]:
@@ -65,13 +74,13 @@ async def _insert_all(session, model, rows: list[dict]) -> None:
 
 async def plan_group_sends(session, sends: list[GroupSend], now: dt.datetime) -> dict[str, dict[str, str]]:
     """Plan these group sends and queue their WeCom tasks in the caller's transaction (published
-    when it commits). Returns source → {customer → planned|over_cap|skipped}."""
+    when it commits). Returns source → {customer → planned|held_out|over_cap|skipped}."""
     if not sends:
         return {}
     config = outreach_config()
     await _insert_all(session, OutreachPlan, [dict(
         source=send.source, title=send.title[:100], content=send.content, coupon_template_code=send.coupon_template_code,
-        holdout_percent=0, status="sending", planned_at=now, sync_runs=0) for send in sends])
+        holdout_percent=send.holdout_percent, status="sending", planned_at=now, sync_runs=0) for send in sends])
     everyone = sorted({userid for send in sends for userid in send.external_userids})
     recent = await _recent_sends(session, everyone, now)
     customers = await _customers(session, everyone)
@@ -85,7 +94,9 @@ async def plan_group_sends(session, sends: list[GroupSend], now: dt.datetime) ->
                 continue
             customer_id, store_code, member_id = customers[userid]
             day, week = recent.setdefault(userid, [0, 0])
-            if day >= config.cap_per_day or week >= config.cap_per_week:
+            if held_out(customer_id, send.holdout_salt, send.holdout_percent):
+                status, reason, chunk = "held_out", None, None
+            elif day >= config.cap_per_day or week >= config.cap_per_week:
                 status, reason, chunk = "over_cap", "over_cap", None
             elif send.coupon_template_code and member_id is None:
                 status, reason, chunk = "skipped", "no_member", None

@@ -190,3 +190,30 @@ async def test_two_workers_ticking_at_once_send_each_step_once(sw, database_url,
         assert await session.scalar(select(func.count()).select_from(SopEnrolment)) == 4
         recipients = (await session.scalars(select(OutreachRecipient.external_userid))).all()
     assert sorted(recipients) == ["wmA1", "wmA2", "wmB1", "wmC1"]
+
+
+async def test_a_holdout_keeps_the_same_customers_out_of_every_step(sw):
+    from bot.customers.models import Customer
+    from sop.engine.outreach_adapter import held_out
+
+    document = onboarding(holdout_percent=50)
+    document["steps"][1].pop("when")
+    document["steps"][1]["reach"] = "group_send"
+    await sw.api("POST", "/api/v1/sops", 201, json=document)
+    customers = [f"wmA{i}" for i in range(8)]
+    for customer in customers:
+        await sw.bind(customer, "ann")
+    async with sw.services.db.session() as session:
+        ids = dict((await session.execute(select(Customer.external_userid, Customer.id))).all())
+    expected = sorted(c for c in customers if held_out(ids[c], "sop:onboarding", 50))
+    assert 0 < len(expected) < len(customers)  # the draw splits these eight
+    await sw.tick(NOW(dt.UTC))
+    await sw.tick(local(1, "10:00"))
+    await sw.tick(local(3, "19:30"))
+    runs = await sw.runs()
+    for step in ("d1", "d3"):
+        assert sorted(c for c in customers if runs[(c, step)] == ("skipped", "held_out")) == expected
+    reached = sorted(c for send in sw.group_sends() for c in send.tasks["ann"].results)
+    assert reached == sorted(2 * sorted(set(customers) - set(expected)))  # d1 and d3
+    stats = await sw.api("GET", "/api/v1/stats/sop?code=onboarding", 200)
+    assert [row["held_out"] for row in stats["steps"]][:2] == [len(expected), len(expected)]
