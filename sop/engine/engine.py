@@ -20,7 +20,6 @@ from bot.customers.models import Customer
 from bot.members.config import members_config
 from bot.members.lifecycle import stage_expression
 from bot.members.models import Coupon, Member, Order
-from bot.storage import utcnow
 from sop.audience import Audience, active_member, audience_conditions, member_join, select_audience
 from sop.engine.clock import DEFAULT_WINDOW, at_local, corp_zone, local_day, local_midnight, send_span
 from sop.engine.document import SopDocument, Step, step_attachments
@@ -28,7 +27,6 @@ from sop.engine.models import SopEnrolment, SopItem, SopRun, SopTemplate, SopVer
 from sop.engine.outreach_adapter import GroupSend, plan_group_sends
 
 log = logging.getLogger("sop.engine")
-GUIDE_REACHES = ("guide_push", "guide_task")
 # A guide_push item can still be pushed (the guide then confirms it in WeCom) this long after its
 # window closed — the morning card shows yesterday evening's — then it leaves their list.
 PUSH_GRACE = dt.timedelta(days=2)
@@ -476,8 +474,3 @@ async def pending_guides(session) -> list[str]:
 
 def zone_of(services):
     return corp_zone(getattr(services, "settings", None))
-
-
-def now_or(at: dt.datetime | None) -> dt.datetime:
-    return at if at is not None else utcnow()
-
