@@ -24,6 +24,7 @@ def _load_features() -> None:
     import bot.members.welcome  # noqa: F401
     import bot.stores.api  # noqa: F401
     import handlers  # noqa: F401
+    import sop.engine.feature  # noqa: F401
     import sop.feature  # noqa: F401
 
 

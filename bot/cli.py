@@ -351,10 +351,12 @@ def _add_feature_commands() -> None:
     from bot.console.cli import user_group
     from bot.emulator.cli import emulator_group
     from bot.stores.cli import import_group
+    from sop.engine.cli import sop_group
 
     main.add_command(emulator_group)
     main.add_command(import_group)
     main.add_command(user_group)
+    main.add_command(sop_group)
 
 
 _add_feature_commands()

@@ -17,6 +17,10 @@ HELP = re.compile(r"^\s*(帮助|help|菜单|[?？])\s*$", re.IGNORECASE)
 # What a guide can write to the app; a new command adds its line here.
 GUIDE_COMMANDS = (
     ("查 手机号 / 查 姓名", "查看您名下客户的卡片：积分、券、标签、最近消费"),
+    ("任务 / 今日任务", "列出待您处理的 SOP 任务（编号）和等您在企业微信确认的群发"),
+    ("推送 N", "把第 N 项推送任务发成群发，再到企业微信里确认发送"),
+    ("完成 N", "把第 N 项 1 对 1 任务标记为已完成"),
+    ("完成情况", "查看您的任务完成情况"),
     ("帮助", "显示这份命令列表"),
 )
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.wecom.crypto import CallbackCrypto
 
 # Importing the handler modules registers their endpoints in API.
-from . import api_app, api_contact_way, api_customer, api_groupmsg, api_kf, api_user  # noqa: F401
+from . import api_app, api_cards, api_contact_way, api_customer, api_groupmsg, api_kf, api_user  # noqa: F401
 from .api_base import API, BAD_JSON, ApiError, Call
 from .control import setup_control_routes
 from .driver import EmulatorDriver

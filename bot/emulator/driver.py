@@ -159,6 +159,18 @@ class EmulatorDriver:
         event = self._app_event(userid, MsgType="event", Event="click", EventKey=event_key)
         return await self._post(event, agent_id=self.state.agent_id)
 
+    async def guide_taps_card_button(self, userid: str, task_id: str, key: str) -> dict:
+        """The member taps a button of a template_card they received: template_card_event."""
+        from .api_cards import delivered_card, issue_response_code
+
+        card = delivered_card(self.state, userid, task_id)
+        if card is None or key not in {button.get("key") for button in card.get("button_list", [])}:
+            raise ValueError(f"{userid} has no card {task_id!r} with a button {key!r}")
+        code = issue_response_code(self.state, userid, task_id)
+        event = self._app_event(userid, MsgType="event", Event="template_card_event", EventKey=key, TaskId=task_id,
+                                CardType=card.get("card_type", ""), ResponseCode=code)
+        return {**await self._post(event, agent_id=self.state.agent_id), "response_code": code}
+
     # Building and sending
 
     def _unfriend(self, external_userid: str, userid: str) -> None:

@@ -91,6 +91,7 @@ class EmulatorState:
         self.group_send_cap_per_week: int | None = None
         self.group_send_received: dict[str, list[float]] = {}  # external_userid -> when they received
         self.transfers: list[Transfer] = []
+        self.card_responses: dict[str, dict] = {}  # ResponseCode → {userid, task_id, issued, used}
         self._counters: dict[tuple, int] = {}
 
         self.calls: deque[dict] = deque(maxlen=record_limit)

@@ -182,13 +182,17 @@ class JobRunner:
         return finished
 
     async def _queue_has_work(self) -> bool:
-        """A burst waits for running jobs and for retries due within a minute, not for tomorrow's."""
+        """A burst waits for running jobs and for retries due within a minute, not for tomorrow's,
+        nor for the next occurrence of a recurring job (an every-minute cron would never let it end)."""
+        now = time.time()
         try:
             async with self.db.session() as session:
                 pending = await session.scalar(
                     select(Job.id).where(
                         or_(Job.status == RUNNING,
-                            and_(Job.status == QUEUED, Job.run_at <= time.time() + BURST_HORIZON_SECONDS))
+                            and_(Job.status == QUEUED, Job.run_at <= now + BURST_HORIZON_SECONDS,
+                                 or_(Job.run_at <= now, Job.dedupe_key.is_(None),
+                                     Job.dedupe_key.not_like(f"{cron.KEY_PREFIX}%"))))
                     ).limit(1)
                 )
         except Exception as exc:

@@ -8,6 +8,7 @@ import bot.members.models  # noqa: F401
 import bot.storage.models  # noqa: F401
 import bot.stores.models  # noqa: F401
 import sop.campaigns.models  # noqa: F401
+import sop.engine.models  # noqa: F401
 import sop.outreach.models  # noqa: F401
 from bot.storage.models import Base
 

@@ -7,6 +7,7 @@ import pytest
 
 from bot.config import Settings
 from bot.members.config import MembersConfig
+from sop.engine.config import SopConfig
 from sop.outreach.config import OutreachConfig
 from tests.dx.conftest import ROOT
 
@@ -15,7 +16,8 @@ EXAMPLE = dict(re.findall(r"(?m)^# ([A-Z][A-Z0-9_]+)=(.*)$", (ROOT / ".env.examp
 
 SETTINGS = [(Settings, "", name) for name in Settings.model_fields] + [
     (MembersConfig, "MEMBERS_", name) for name in MembersConfig.model_fields] + [
-    (OutreachConfig, "OUTREACH_", name) for name in OutreachConfig.model_fields]
+    (OutreachConfig, "OUTREACH_", name) for name in OutreachConfig.model_fields] + [
+    (SopConfig, "SOP_", name) for name in SopConfig.model_fields]
 
 
 @pytest.mark.parametrize(("model", "prefix", "field"), SETTINGS, ids=[p + f.upper() for _, p, f in SETTINGS])

@@ -87,6 +87,18 @@ async def test_the_runner_queues_the_next_occurrence_when_one_ends(db, runner_fo
     assert second.run_at == when.timestamp() > time.time()
 
 
+async def test_a_burst_ends_though_an_every_minute_job_is_always_due_soon(db, runner_for, rows):
+    CRON_RUNS.clear()
+    async with db.session() as session, session.begin():
+        await seed_cron_jobs(session, "Asia/Shanghai", jobs=[EVERY_MINUTE])  # due within the minute
+    started = time.monotonic()
+    await runner_for(db).run(burst=True)
+    assert time.monotonic() - started < 5  # it did not wait for the occurrence, nor the one after
+    (queued,) = await rows(db)
+    assert queued.status == "queued" and queued.dedupe_key.startswith("cron:test-every-minute:")
+    assert CRON_RUNS == []
+
+
 def test_housekeeping_and_retention_run_through_cron():
     import bot.members.housekeeping  # noqa: F401
     from bot.jobs.cron import cron_jobs

@@ -1,0 +1,13 @@
+"""Everything the SOP engine adds to the service: its API routes and job kinds (the guides'
+router is handlers/guide_tasks.py). The app imports this module."""
+
+from sop.engine import api, tick
+
+ROUTES = [api.create_sop, api.update_sop, api.list_sops, api.get_sop, api.pause_sop, api.resume_sop,
+          api.dry_run_sop, api.preview_step, api.sop_stats]
+JOBS = {
+    tick.TICK_JOB: tick.tick_job,
+    tick.DIGEST_JOB: tick.digest_job,
+    tick.PUSH_JOB: tick.push_job,
+    tick.REPLY_JOB: tick.reply_job,
+}
