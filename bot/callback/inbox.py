@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import AlreadyHandled
@@ -22,6 +22,7 @@ from bot.wecom.events import InboundEvent
 log = logging.getLogger("bot.inbox")
 
 DISPATCH_JOB = "inbox.dispatch"
+_INBOX = InboxEvent.__table__
 
 # Jobs that cannot wait for the event's turn in the dispatch queue (a welcome code dies in 20 s):
 # features register a function event -> job fields or None; the job is written with the inbox row.
@@ -134,8 +135,11 @@ def _inbox_row(event: InboundEvent) -> dict:
 async def dispatch_inbox_event(job: JobContext, payload: dict) -> None:
     services = job.services
     inbox_id = payload["inbox_id"]
-    async with services.db.session() as session:
-        row = await session.get(InboxEvent, inbox_id)
+    # A plain read on a read-only connection (no ORM object, no SQLite write lock); the handler's
+    # transaction claims the row again (bot/dispatcher/middleware.py), so a stale status is harmless.
+    async with services.db.reading() as conn:
+        row = (await conn.execute(
+            select(_INBOX.c.status, _INBOX.c.plaintext).where(_INBOX.c.id == inbox_id))).first()
     if row is None or row.status in ("handled", "ignored"):
         return
     event = InboundEvent.from_xml(row.plaintext)
