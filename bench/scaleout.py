@@ -132,7 +132,7 @@ async def run_n(args, n: int, workdir: Path) -> dict:
             await pieces.open_loop(total, rate, adds("B"))
 
             async def finished() -> bool:
-                return _count(welcomed_at, warm + total) or await pieces._no_jobs(url)
+                return await _count(welcomed_at, warm + total) or await pieces._no_jobs(url)
 
             await pieces.wait_until(finished, 300 + total / 10, f"N={n}: welcomes")
             await pieces.wait_until(lambda: pieces._no_jobs(url), 300, f"N={n}: jobs to finish")
