@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.dispatcher import EventContext
-from bot.dispatcher.middleware import AlreadyHandled
+from bot.dispatcher.middleware import AlreadyHandled, claim_inbox_row, customer_lock_for, customer_of
 from bot.jobs import JobContext, tasks
 from bot.jobs.wakeup import notify_workers, wake_local_runners
 from bot.storage import Database, utcnow
@@ -22,6 +22,7 @@ from bot.wecom.events import InboundEvent
 log = logging.getLogger("bot.inbox")
 
 DISPATCH_JOB = "inbox.dispatch"
+_INBOX = InboxEvent.__table__
 
 # Jobs that cannot wait for the event's turn in the dispatch queue (a welcome code dies in 20 s):
 # features register a function event -> job fields or None; the job is written with the inbox row.
@@ -98,7 +99,7 @@ class InboxWriter:
                 common = {"status": "queued", "attempts": 0, "max_attempts": 6, "run_at": time.time(),
                           "created_at": utcnow()}
                 await conn.execute(Job.__table__.insert(), [
-                    {**common, "kind": DISPATCH_JOB, "payload": {"inbox_id": inbox_id},
+                    {**common, "kind": DISPATCH_JOB, "payload": dispatch_payload(inbox_id, unique[key].event),
                      "dedupe_key": f"inbox:{inbox_id}", "priority": self.priority}
                     for key, inbox_id in ids.items()
                 ])
@@ -130,27 +131,67 @@ def _inbox_row(event: InboundEvent) -> dict:
     }
 
 
+def dispatch_payload(inbox_id: int, event: InboundEvent) -> dict:
+    """The dispatch job's payload: the inbox id and the customer whose events must not race (the
+    lock key, so the job can lock before it opens the transaction that reads the row)."""
+    return {"inbox_id": inbox_id, "customer": customer_of(event)}
+
+
 @tasks(DISPATCH_JOB)
 async def dispatch_inbox_event(job: JobContext, payload: dict) -> None:
     services = job.services
     inbox_id = payload["inbox_id"]
-    async with services.db.session() as session:
-        row = await session.get(InboxEvent, inbox_id)
+    if "customer" in payload:
+        return await _dispatch_in_one_transaction(job, inbox_id, payload["customer"])
+    # Queued before the lock key travelled with the job: read the row first.
+    # A plain read on a read-only connection (no ORM object, no SQLite write lock); the handler's
+    # transaction claims the row again (bot/dispatcher/middleware.py), so a stale status is harmless.
+    async with services.db.reading() as conn:
+        row = (await conn.execute(
+            select(_INBOX.c.status, _INBOX.c.plaintext).where(_INBOX.c.id == inbox_id))).first()
     if row is None or row.status in ("handled", "ignored"):
         return
     event = InboundEvent.from_xml(row.plaintext)
     ctx = EventContext(event=event, inbox_id=inbox_id, services=services)
+    await _feed(job, ctx)
+
+
+async def _dispatch_in_one_transaction(job: JobContext, inbox_id: int, customer: str | None) -> None:
+    """Lock the customer, then one transaction: claim the row (its plaintext comes back), run the
+    handler, and record `ignored` when none wants it. The lock comes first: on SQLite a transaction
+    waiting for a lock held by a task that needs the one connection would never end."""
+    services = job.services
     try:
-        found = await services.dispatcher.feed(ctx)
+        async with customer_lock_for(services.kv, customer), services.db.session() as session, session.begin():
+            plaintext = await session.scalar(claim_inbox_row(inbox_id, returning=_INBOX.c.plaintext))
+            if plaintext is None:
+                return  # handled (or ignored) by an earlier run
+            ctx = EventContext(event=InboundEvent.from_xml(plaintext), inbox_id=inbox_id, services=services,
+                               session=session, customer_locked=True)
+            if not await services.dispatcher.feed(ctx):
+                log.info("no handler for %s; recorded as ignored", ctx.event.kind)
+                await session.execute(_INBOX.update().where(_INBOX.c.id == inbox_id).values(status="ignored"))
+    except Exception as exc:  # rolled back: the row is pending again; record why
+        await _failed(job, inbox_id, exc)
+        raise
+
+
+async def _feed(job: JobContext, ctx: EventContext) -> None:
+    try:
+        found = await job.services.dispatcher.feed(ctx)
     except AlreadyHandled:
         return
     except Exception as exc:
-        final = job.attempt >= services.settings.job_max_attempts
-        await _record(services.db, inbox_id, "failed" if final else "pending", f"{type(exc).__name__}: {exc}")
+        await _failed(job, ctx.inbox_id, exc)
         raise
     if not found:
-        log.info("no handler for %s; recorded as ignored", event.kind)
-        await _record(services.db, inbox_id, "ignored", None)
+        log.info("no handler for %s; recorded as ignored", ctx.event.kind)
+        await _record(job.services.db, ctx.inbox_id, "ignored", None)
+
+
+async def _failed(job: JobContext, inbox_id: int, exc: Exception) -> None:
+    final = job.attempt >= job.services.settings.job_max_attempts
+    await _record(job.services.db, inbox_id, "failed" if final else "pending", f"{type(exc).__name__}: {exc}")
 
 
 async def _record(db: Database, inbox_id: int, status: str, error: str | None) -> None:

@@ -21,6 +21,7 @@ class EventContext:
     inbox_id: int
     services: Services
     session: AsyncSession | None = None
+    customer_locked: bool = False  # the per-customer lock is held already (by the inbox job)
     log: logging.LoggerAdapter | logging.Logger = field(default_factory=lambda: logging.getLogger("bot.handlers"))
 
     @property

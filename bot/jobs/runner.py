@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, case, literal_column, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, case, literal_column, or_, select, tuple_, update
 
 from bot.jobs import cron
 from bot.jobs.faults import is_transient_fault
@@ -76,8 +76,8 @@ def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
         .where(Job.id.in_(due.scalar_subquery()))
         .values(status="running", attempts=Job.attempts + 1, locked_by=worker_id,
                 lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until))
-        .returning(Job)
-        .execution_options(synchronize_session=False)
+        # Plain rows (attribute access like a Job), not ORM objects: the runner only reads them.
+        .returning(*Job.__table__.columns)
     )
 
 
@@ -95,7 +95,7 @@ def _short_lease_kinds() -> tuple[str, ...]:
 class Outcome:
     """How a run ended, as the row update that records it."""
 
-    job: Job
+    job: Row  # the claimed jobs row
     status: str  # done | queued | dead | expired
     error: str | None = None
     run_at: float | None = None
@@ -186,8 +186,8 @@ class JobRunner:
         nor for the next occurrence of a recurring job (an every-minute cron would never let it end)."""
         now = time.time()
         try:
-            async with self.db.session() as session:
-                pending = await session.scalar(
+            async with self.db.engine.connect() as conn:
+                pending = await conn.scalar(
                     select(Job.id).where(
                         or_(Job.status == RUNNING,
                             and_(Job.status == QUEUED, Job.run_at <= now + BURST_HORIZON_SECONDS,
@@ -208,13 +208,13 @@ class JobRunner:
         waiters[0].cancel()
         self._wakeup.clear()
 
-    async def _claim(self, limit: int) -> list[Job]:
+    async def _claim(self, limit: int) -> list[Row]:
         now = time.time()
         claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id,
                                 _short_lease_kinds(), now + self.short_lease_seconds)
         try:
-            async with self.db.session() as session, session.begin():
-                return list((await session.execute(claim)).scalars())
+            async with self.db.engine.begin() as conn:
+                return list((await conn.execute(claim)).all())
         except Exception as exc:
             if is_transient_fault(exc):
                 log.warning("cannot claim jobs (%s); will try again", exc)
@@ -262,7 +262,7 @@ class JobRunner:
                 pause = min(1.0, self.short_lease_seconds / 3)
             await asyncio.sleep(pause)
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Row) -> None:
         function = tasks.get(job.kind)
         options = tasks.options(job.kind)
         with bind_log_context(job_id=job.id, job_kind=job.kind):
@@ -277,7 +277,7 @@ class JobRunner:
             if outcome.status == "expired" and options.on_expired is not None:
                 options.on_expired(job.payload)
 
-    async def _run(self, job: Job, function, options: JobOptions) -> Outcome:
+    async def _run(self, job: Row, function, options: JobOptions) -> Outcome:
         deadline = options.deadline(job.payload) if options.deadline else None
         if deadline is not None and time.time() >= deadline:
             return Outcome(job, "expired", error=f"deadline passed {time.time() - deadline:.1f}s before it could run")
@@ -306,7 +306,7 @@ class JobRunner:
                            run_at=time.time() + backoff_seconds(job.attempts, self.backoff_base))
         return Outcome(job, "done")
 
-    def _after_transient_fault(self, job: Job, error: str, deadline: float | None) -> Outcome:
+    def _after_transient_fault(self, job: Row, error: str, deadline: float | None) -> Outcome:
         run_at = time.time() + backoff_seconds(job.faults + 1, FAULT_BACKOFF_BASE, FAULT_BACKOFF_CAP)
         if deadline is not None:
             if time.time() >= deadline:
@@ -350,19 +350,19 @@ class JobRunner:
         now = utcnow()
         done = [o for o in outcomes if o.status == "done"]
         others = [o for o in outcomes if o.status != "done"]
-        async with self.db.session() as session, session.begin():
+        # Core on a bare connection: no ORM session to synchronise, no objects to build.
+        async with self.db.engine.begin() as conn:
             if done:
-                await session.execute(
+                await conn.execute(
                     update(Job)
                     .where(Job.id.in_([o.job.id for o in done]), or_(
                         Job.locked_by == self.worker_id,
                         and_(Job.status == QUEUED, Job.locked_by.is_(None),
                              tuple_(Job.id, Job.attempts).in_([(o.job.id, o.job.attempts) for o in done]))))
                     .values(status="done", finished_at=now, lease_until=None)
-                    .execution_options(synchronize_session=False)
                 )
             if others:
-                await (await session.connection()).execute(
+                await conn.execute(
                     update(Job)
                     .where(self._fenced(bindparam("job_id"), bindparam("held_attempts")))
                     .values(
@@ -378,7 +378,7 @@ class JobRunner:
                     [self._row_values(o, now) for o in others],
                 )
             finished = [o.job for o in outcomes if o.status != "queued"]
-            await cron.queue_next_occurrences(session, finished, self.timezone)
+            await cron.queue_next_occurrences(conn, finished, self.timezone)
         return [None] * len(outcomes)
 
     @staticmethod

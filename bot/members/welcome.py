@@ -115,7 +115,7 @@ async def new_member_sentence(services, external_userid: str, template_code: str
         return None
     code = template_code or config.welcome_template_code
     template = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
-    async with services.db.session() as session:
+    async with services.db.read_session() as session:  # reads only: no SQLite write lock
         if (await session.execute(_customer_and_member(external_userid, added_at))).one().bound_before:
             return None
         if template is None or template.stock is not None:  # to be created, or its stock to be read
@@ -136,9 +136,11 @@ async def grant_new_member_benefits(services, grants: list[tuple[str, str | None
     """For each (external_userid, template code, bound at) of a customer not bound before then:
     membership and the new-member coupon, all in one transaction (the enrich sweep's batch).
 
-    Nearly every such customer is new to the members too: one read and a few plain INSERTs (member,
-    join-bonus entry and lot, coupon) instead of the general path's ~20 ORM statements. Anything
-    unusual (already a member, an identity taken, a template to create) takes the general path.
+    Nearly every such customer is new to the members too: for the whole batch, two reads and one
+    multi-row INSERT each of members, join-bonus entries and lots, and coupons, plus one stock
+    UPDATE per template, instead of the general path's ~20 ORM statements per customer. Anything
+    unusual (already a member, an identity taken, a template to create, a customer twice in the
+    batch, a limited stock) takes the general path.
     """
     config = config or members_config()
     templates = {}
@@ -147,19 +149,98 @@ async def grant_new_member_benefits(services, grants: list[tuple[str, str | None
         templates[code] = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
     async with services.db.session() as session, session.begin():
         conn = await session.connection()
+        customers, members = await _customers_and_members(conn, [external_userid for external_userid, _, _ in grants])
+        new, general, seen = [], [], set()
         for external_userid, template_code, bound_at in grants:
-            customer = (await conn.execute(_customer_and_member(external_userid, bound_at))).one()
-            if customer.bound_before:
-                continue
+            customer = customers.get(external_userid)
+            if customer is not None and customer.first_bound_at is not None and customer.first_bound_at < bound_at:
+                continue  # bound before: no second welcome benefit
             template = templates[template_code or config.welcome_template_code]
-            member = None
-            if config.create_member_on_binding and template is not None and customer.member_id is None:
-                member = await _new_member(conn, config, external_userid, customer)
-            if member is None:
-                await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code,
-                                            config=config)
+            unionid = customer is not None and customer.unionid
+            is_member = external_userid in members or (unionid and unionid in members)
+            if (config.create_member_on_binding and template is not None and not is_member
+                    and external_userid not in seen and not (unionid and unionid in seen)):
+                new.append((external_userid, customer, template))
+                seen.update(filter(None, (external_userid, unionid)))
             else:
-                await _first_coupon(conn, member, template)
+                general.append((external_userid, template_code))
+        general += await _new_members_with_coupons(conn, config, new)
+        for external_userid, template_code in general:
+            await grant_welcome_benefit(session, external_userid=external_userid, template_code=template_code,
+                                        config=config)
+
+
+async def _customers_and_members(conn, external_userids: list[str]) -> tuple[dict, set[str]]:
+    """The batch's customers (by external_userid) and the identities (external_userid, unionid)
+    that are members already: two reads for the whole batch."""
+    customers = {row.external_userid: row for row in await conn.execute(
+        select(Customer.external_userid, Customer.name, Customer.unionid, Customer.first_bound_at)
+        .where(Customer.external_userid.in_(external_userids)))}
+    unionids = [row.unionid for row in customers.values() if row.unionid]
+    members = set()
+    for row in await conn.execute(select(Member.external_userid, Member.unionid).where(
+            or_(Member.external_userid.in_(external_userids), Member.unionid.in_(unionids)))):
+        members.update(filter(None, (row.external_userid, row.unionid)))
+    return customers, members
+
+
+async def _new_members_with_coupons(conn, config: MembersConfig, new: list) -> list[tuple[str, str | None]]:
+    """Members (with the join bonus) and their welcome coupons, one INSERT per table for the batch;
+    the (external_userid, template code) it could not do, for the general path."""
+    if not new:
+        return []
+    now, bonus = utcnow(), config.join_bonus_points
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    created = {row.external_userid: (row.id, row.member_no) for row in await conn.execute(
+        insert(Member.__table__).on_conflict_do_nothing().returning(
+            Member.__table__.c.id, Member.__table__.c.member_no, Member.__table__.c.external_userid),
+        [{"member_no": "M" + "".join(secrets.choice("0123456789") for _ in range(10)), "source": "binding",
+          "name": (customer is not None and customer.name) or "", "external_userid": external_userid,
+          "unionid": (customer is not None and customer.unionid) or None, "stage": "member",
+          "stage_changed_at": now, "joined_at": now, "points_balance": bonus}
+         for external_userid, customer, _ in new])}
+    # A concurrent grant made the member (or a random number was taken): the general path.
+    leftover = [(external_userid, template.code) for external_userid, _, template in new
+                if external_userid not in created]
+    if not created:
+        return leftover
+    if bonus:  # what ledger.credit writes for the join bonus
+        expires_at = now + dt.timedelta(days=config.points_valid_days)
+        entries = await conn.execute(PointsEntry.__table__.insert().returning(
+            PointsEntry.__table__.c.id, PointsEntry.__table__.c.member_id), [
+            {"member_id": member_id, "kind": "earn", "points": bonus, "balance_after": bonus,
+             "idempotency_key": f"join:{member_id}", "reason": "入会礼", "actor": "system",
+             "expires_at": expires_at, "created_at": now} for member_id, _ in created.values()])
+        await conn.execute(PointsLot.__table__.insert(), [
+            {"member_id": member_id, "entry_id": entry_id, "expires_at": expires_at, "remaining": bonus}
+            for entry_id, member_id in entries])
+    by_template: dict[str, tuple[TemplateCard, list]] = {}
+    for external_userid, _, template in new:
+        if external_userid in created:
+            by_template.setdefault(template.code, (template, []))[1].append(created[external_userid])
+    for template, members in by_template.values():
+        await _first_coupons(conn, members, template, now)
+    return leftover
+
+
+async def _first_coupons(conn, members: list[tuple[int, str]], template: TemplateCard, now: dt.datetime) -> None:
+    """The welcome coupons of members created in this transaction (they hold none yet)."""
+    start, until = coupons.validity(template, now)
+    usable = template.active and until > now and (template.per_member_limit is None or template.per_member_limit > 0)
+    if not usable:
+        log.warning("no welcome coupon for %d new members: template %s is not issuing", len(members), template.code)
+        return
+    table = CouponTemplate.__table__
+    if template.stock is not None or await conn.scalar(
+            update(table).where(table.c.id == template.id, table.c.stock.is_(None))
+            .values(issued_count=table.c.issued_count + len(members)).returning(table.c.id)) is None:
+        for member in members:  # a limited stock: one conditional UPDATE per coupon, as issue_coupon does
+            await _first_coupon(conn, member, template)
+        return
+    await conn.execute(Coupon.__table__.insert(), [
+        {"code": "".join(secrets.choice(coupons.CODE_ALPHABET) for _ in range(12)), "template_code": template.code,
+         "member_id": member_id, "source": "welcome", "issue_key": f"welcome:{member_id}", "status": "issued",
+         "valid_from": start, "valid_until": until, "issued_at": now} for member_id, _ in members])
 
 
 def _customer_and_member(external_userid: str, added_at: dt.datetime):
@@ -174,29 +255,6 @@ def _customer_and_member(external_userid: str, added_at: dt.datetime):
         select(Member.id).where(or_(Member.external_userid == external_userid, Member.unionid == unionid))
         .limit(1).scalar_subquery().label("member_id"),
     )
-
-
-async def _new_member(conn, config: MembersConfig, external_userid: str, customer) -> tuple[int, str] | None:
-    """(id, member_no) of a member created now with the join bonus; None when one exists already."""
-    unionid = customer.unionid or None
-    now, bonus = utcnow(), config.join_bonus_points
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    row = (await conn.execute(insert(Member.__table__).values(
-        member_no="M" + "".join(secrets.choice("0123456789") for _ in range(10)), source="binding",
-        name=customer.name or "", external_userid=external_userid, unionid=unionid,
-        stage="member", stage_changed_at=now, joined_at=now, points_balance=bonus,
-    ).on_conflict_do_nothing().returning(Member.__table__.c.id, Member.__table__.c.member_no))).first()
-    if row is None:  # a concurrent grant made the member (or the random number was taken)
-        return None
-    if bonus:  # what ledger.credit writes for the join bonus
-        expires_at = now + dt.timedelta(days=config.points_valid_days)
-        entry_id = await conn.scalar(PointsEntry.__table__.insert().values(
-            member_id=row.id, kind="earn", points=bonus, balance_after=bonus, idempotency_key=f"join:{row.id}",
-            reason="入会礼", actor="system", expires_at=expires_at, created_at=now,
-        ).returning(PointsEntry.__table__.c.id))
-        await conn.execute(PointsLot.__table__.insert().values(
-            member_id=row.id, entry_id=entry_id, expires_at=expires_at, remaining=bonus))
-    return row.id, row.member_no
 
 
 async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -> str:

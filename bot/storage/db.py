@@ -7,7 +7,13 @@ from pathlib import Path
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def utcnow() -> dt.datetime:
@@ -16,7 +22,7 @@ def utcnow() -> dt.datetime:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers run beside the single writer; busy_timeout makes writers queue, not fail.
-    # The driver must not emit its own BEGIN: _sqlite_begin_immediate does.
+    # The driver must not emit its own BEGIN: _sqlite_begin does.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -26,10 +32,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection) -> None:
+READ_ONLY = "wecom_read_only"  # execution option: the connection only reads (see Database.reading)
+
+
+def _sqlite_begin(connection) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails at once
     # with SQLITE_BUSY (busy_timeout does not apply); taking the write lock up front makes it wait.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only one never writes, so it must not queue behind (or hold up) the writers.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 _ASYNCPG_BROKEN = ("another operation is in progress", "connection is closed", "connection was closed",
@@ -94,7 +105,7 @@ class Database:
                 url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         else:
             self.engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=5,
@@ -102,6 +113,9 @@ class Database:
             )
             event.listen(self.engine.sync_engine, "handle_error", _discard_broken_connection)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; on SQLite its transactions start with a plain (deferred) BEGIN.
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
+        self.read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
 
     def insert(self, table):
         """A dialect INSERT that supports on_conflict_do_nothing()."""
@@ -109,6 +123,15 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    def read_session(self) -> AsyncSession:
+        """A session for reads only: on SQLite it does not take the write lock (a write through
+        it may fail with SQLITE_BUSY instead of waiting)."""
+        return self.read_sessions()
+
+    def reading(self) -> AsyncConnection:
+        """A Core connection for reads only (`async with db.reading() as conn`); see read_session."""
+        return self._reader.connect()
 
     async def ping(self) -> bool:
         try:
