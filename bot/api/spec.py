@@ -174,6 +174,10 @@ def reject_unstorable_text(data: Any, where: str) -> None:
 def openapi_document(operations: Iterable[Operation], title: str, version: str) -> dict:
     operations = list(operations)
     models = {m for op in operations for m in (op.body, op.response) if m is not None}
+    names = [m.__name__ for m in models]
+    if clashes := sorted({name for name in names if names.count(name) > 1}):
+        # The document names schemas by class name: two models of one name would share one schema.
+        raise ValueError(f"two API models are named {', '.join(clashes)}: rename one")
     _, schemas = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",

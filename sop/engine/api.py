@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, func, select
 
 from bot.api.auth import Role
@@ -50,22 +50,24 @@ class SopList(BaseModel):
     sops: list[SopOut]
 
 
-class DryRunIn(BaseModel):
+class SopDryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     days: int = Field(14, ge=1, le=90)
 
 
-class DryRunOut(BaseModel):
+class SopDryRunOut(BaseModel):
     code: str
     days: int
     rows: list[dict]
 
 
-class PreviewIn(BaseModel):
+class StepPreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     step: str
     external_userid: str
 
 
-class PreviewOut(BaseModel):
+class StepPreviewOut(BaseModel):
     step: str
     reach: str
     text: str
@@ -154,20 +156,20 @@ async def resume_sop(call: ApiCall) -> SopOut:
 
 
 @api.route("POST", "/api/v1/sops/{code}/dry-run", summary="Customers each step would reach per day and store",
-           roles=READERS, body=DryRunIn, response=DryRunOut)
-async def dry_run_sop(call: ApiCall) -> DryRunOut:
-    body: DryRunIn = call.body
+           roles=READERS, body=SopDryRunIn, response=SopDryRunOut)
+async def dry_run_sop(call: ApiCall) -> SopDryRunOut:
+    body: SopDryRunIn = call.body
     async with call.services.db.session() as session:
         template = await _template(session, call.path["code"])
         document = await Versions(session).get(template.code, template.version)
         rows = await dry_run(session, template, document, now=utcnow(), days=body.days, zone=zone_of(call.services))
-    return DryRunOut(code=template.code, days=body.days, rows=rows)
+    return SopDryRunOut(code=template.code, days=body.days, rows=rows)
 
 
 @api.route("POST", "/api/v1/sops/{code}/preview", summary="A step rendered for one customer", roles=READERS,
-           body=PreviewIn, response=PreviewOut)
-async def preview_step(call: ApiCall) -> PreviewOut:
-    body: PreviewIn = call.body
+           body=StepPreviewIn, response=StepPreviewOut)
+async def preview_step(call: ApiCall) -> StepPreviewOut:
+    body: StepPreviewIn = call.body
     async with call.services.db.session() as session:
         template = await _template(session, call.path["code"])
         document: SopDocument = await Versions(session).get(template.code, template.version)
@@ -184,7 +186,7 @@ async def preview_step(call: ApiCall) -> PreviewOut:
 
         if customer.guide_userid:
             text = (await _render_for_senders(session, text, {customer.guide_userid}))[customer.guide_userid]
-    return PreviewOut(step=step.key, reach=step.reach, text=text, attachments=content["attachments"])
+    return StepPreviewOut(step=step.key, reach=step.reach, text=text, attachments=content["attachments"])
 
 
 @api.route("GET", "/api/v1/stats/sop", summary="Per step: due, pushed, confirmed, sent, tasks done, conversions",

@@ -52,3 +52,18 @@ async def test_every_free_string_says_it_holds_no_nul(document):
 async def test_one_guide_channel_and_code_are_documented(document):
     for path in ("/api/v1/guides/{userid}", "/api/v1/channels/{code}", "/api/v1/qrcodes/{code}"):
         assert "get" in document["paths"][path]
+
+
+def test_two_models_of_one_name_cannot_share_a_schema():
+    import pytest
+    from pydantic import BaseModel, create_model
+
+    from bot.api.auth import Role
+    from bot.api.spec import Operation, openapi_document
+
+    first: type[BaseModel] = create_model("PreviewIn", step=(str, ...))
+    second: type[BaseModel] = create_model("PreviewIn", audience=(dict, ...))
+    operations = [Operation("POST", path, "", (Role.HQ_ADMIN,), None, body, None, 200)
+                  for path, body in (("/a", first), ("/b", second))]
+    with pytest.raises(ValueError, match="PreviewIn"):
+        openapi_document(operations, "t", "1")
