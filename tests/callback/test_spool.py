@@ -27,8 +27,9 @@ NOTHING_LISTENS = "postgresql://postgres@127.0.0.1:1/test"
 
 
 def edit_event(external_userid: str) -> str:
-    """An event no handler takes: dispatching it records it as ignored, with no WeCom call."""
-    return contact_event(external_userid).replace("add_external_contact", "edit_external_contact")
+    """An event no handler takes (a customer agreed to chat archiving): dispatching it records it as
+    ignored, with no WeCom call. (edit_external_contact is taken now: the tag mirror re-reads tags.)"""
+    return contact_event(external_userid).replace("add_external_contact", "msg_audit_approved")
 
 
 class _FailingEngine:
