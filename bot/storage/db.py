@@ -53,7 +53,10 @@ def error_causes(error: BaseException | None):
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
+        # `raise … from None` says the error being handled is not a cause (the WeCom client hides
+        # aiohttp's connection errors that way): follow the context only where Python shows it.
+        context = None if error.__suppress_context__ else error.__context__
+        error = getattr(error, "orig", None) or error.__cause__ or context
 
 
 def is_broken_connection(error: BaseException) -> bool:
