@@ -34,7 +34,7 @@ async def counts(services, kind: str | None = "inbox.dispatch") -> tuple[int, in
     async with services.db.session() as session:
         inbox = await session.scalar(select(func.count()).select_from(InboxEvent))
         jobs = select(func.count()).select_from(Job)
-        jobs = jobs.where(Job.kind == kind) if kind else jobs.where(Job.kind.not_in(("members.housekeeping", "jobs.retention")))
+        jobs = jobs.where(Job.kind == kind) if kind else jobs.where(Job.dedupe_key.is_(None) | Job.dedupe_key.not_like("cron:%"))
         jobs = await session.scalar(jobs)
     return inbox, jobs
 

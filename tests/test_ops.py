@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
+from bot.jobs.cron import cron_jobs
 from bot.services import SERVICES
 from bot.storage.models import InboxEvent, Job
 from tests.test_callback import contact_event, post
@@ -71,9 +72,9 @@ async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, setti
     assert f'wecom_callbacks_total{{outcome="accepted",type="{kind}"}}' in text
     assert f'wecom_callbacks_total{{outcome="duplicate",type="{kind}"}}' in text
     assert 'outcome="bad_signature"' in text
-    async with client.app[SERVICES].db.session() as session:  # dispatch, welcome, nightly housekeeping, retention
+    async with client.app[SERVICES].db.session() as session:  # dispatch, welcome, and the recurring jobs
         queued = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
-    assert queued == 4 and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
+    assert queued == 2 + len(cron_jobs()) and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
 
 
 @pytest.mark.parametrize(
