@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,20 @@ def pytest_sessionfinish(session, exitstatus):
 def postgres_url() -> str:
     """A PostgreSQL database of this run (TEST_POSTGRES_URL's server), migrated by prepare_postgres."""
     return _test_postgres.create()
+
+
+async def until(check, within: float = 15.0, interval: float = 0.05):
+    """Poll an (async or sync) check until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
 
 
 SETTLE_HORIZON_SECONDS = 3.0

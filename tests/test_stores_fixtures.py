@@ -8,12 +8,11 @@ declares a two-line `lbs_world` fixture over it (importing a fixture trips ruff'
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
 from bot.api.auth import Role, create_token
 from bot.emulator import EmulatorDriver, EmulatorState
+from tests.conftest import until  # noqa: F401  (tests here and beside use it)
 
 # People's Square, Shanghai, in GCJ-02 (what Tencent/AMap show), and a customer ~300 m north-east.
 PEOPLES_SQUARE = (31.2304, 121.4737)
@@ -42,18 +41,6 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def until(check, within: float = 10.0, interval: float = 0.05):
-    """Poll an (async or sync) check until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
 
 
 @dataclass

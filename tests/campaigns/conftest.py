@@ -3,8 +3,6 @@ a care coupon, tokens per role, and helpers to bind customers and call the API."
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -32,19 +30,6 @@ CAMPAIGN = {"name": "闭店不停业关怀", "audience": {"stores": ["SH01"]},
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
-
-
-async def until(check, within: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
 
 
 @dataclass

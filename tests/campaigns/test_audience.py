@@ -15,7 +15,7 @@ from bot.members.models import Coupon, CouponTemplate, Member
 from bot.storage import utcnow
 from sop.audience import Audience, select_audience
 from sop.outreach.plan import preview
-from tests.campaigns.conftest import until
+from tests.conftest import until
 
 NOW = utcnow()
 DAY = dt.timedelta(days=1)

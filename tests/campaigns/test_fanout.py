@@ -12,7 +12,8 @@ from bot.emulator.api_groupmsg import confirm_group_send
 from sop.campaigns.launch import plan_campaign
 from sop.outreach.fanout import send_job
 from sop.outreach.models import OutreachRecipient, OutreachSend
-from tests.campaigns.conftest import CAMPAIGN, until
+from tests.campaigns.conftest import CAMPAIGN
+from tests.conftest import until
 
 ADD = "externalcontact/add_msg_template"
 

@@ -11,7 +11,8 @@ import pytest
 
 from bot.emulator.api_groupmsg import confirm_group_send
 from sop.outreach import sync
-from tests.campaigns.conftest import CAMPAIGN, until
+from tests.campaigns.conftest import CAMPAIGN
+from tests.conftest import until
 
 
 async def bind(cw, guide: str, customers: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.customers.models import Customer, CustomerBinding
-from tests.pipeline.conftest import until
+from tests.conftest import until
 
 
 async def named_customers(world) -> dict[str, str]:

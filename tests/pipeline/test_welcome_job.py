@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from bot.customers.followup import WELCOMES_EXPIRED
 from bot.members.models import Coupon, Member
 from bot.storage.models import Job
-from tests.pipeline.conftest import until
+from tests.conftest import until
 
 WELCOME_PATH = "externalcontact/send_welcome_msg"
 

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from bot.customers.followup import WELCOMES_EXPIRED
 from bot.storage.models import Job
-from tests.pipeline.conftest import until
+from tests.conftest import until
 
 WELCOME_PATH = "externalcontact/send_welcome_msg"
 
