@@ -21,8 +21,10 @@ from bot.storage import utcnow
 from sop.engine import templates
 from sop.engine.document import SopDocument, SopInvalid
 from sop.engine.dryrun import dry_run
-from sop.engine.engine import Versions, content_for, step_of, zone_of
+from sop.engine.engine import Versions, zone_of
+from sop.engine.materialise import step_of
 from sop.engine.models import SopItem, SopRun, SopTemplate, SopVersion
+from sop.engine.outreach_adapter import content_for
 from sop.engine.tick import render_for_customer
 from sop.outreach.models import OutreachRecipient, OutreachSend
 
@@ -140,6 +142,8 @@ async def _set_status(call: ApiCall, status: str) -> SopOut:
     async with call.services.db.session() as session, session.begin():
         template = await _template(session, call.path["code"], lock=True)
         template.status, template.updated_at = status, utcnow()
+        if status == "active":  # what happened while paused is not enrolled afterwards
+            template.scanned_until = max(template.scanned_until or template.updated_at, template.updated_at)
         return await _out(session, template)
 
 

@@ -23,6 +23,7 @@ class SopTemplate(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # the version new enrolments get
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # events before it never enrol
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    scanned_until: Mapped[dt.datetime | None]  # the clock of the last enrolment scan (catch-up after downtime)
 
 
 class SopVersion(Base):

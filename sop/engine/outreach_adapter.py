@@ -1,134 +1,141 @@
-"""Adapter onto the outreach engine for known lists of customers (the outreach planner only
-takes an audience, and sop/audience.py has no "these customers" field): writes the same plans,
-recipients, cap-ledger rows and sends that sop/outreach/plan.py writes, so fan-out, result sync,
-conversions and the shared frequency cap work unchanged. A whole tick's group sends are planned
-with a handful of set statements, whatever the number of guides."""
+"""Adapter onto the outreach engine for SOP items: each item being sent (status `sending`, its
+customers' runs `queued` in it) becomes one outreach plan `sop:<item id>` with the same
+recipients, cap-ledger rows and per-(guide, chunk) sends that sop/outreach/plan.py writes for a
+campaign, so fan-out, result sync, conversions and the shared frequency cap work unchanged.
+
+Everything is INSERT … SELECT / UPDATE … FROM: no customer passes through Python. One step at a
+time, so a customer due two steps in one pass meets the cap with the first already counted.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import String, and_, case, cast, func, insert, literal, or_, select, update
 
 from bot.customers.models import Customer
-from bot.members.models import Member
+from sop.audience import active_member
+from sop.engine.document import SopDocument, Step, step_attachments
+from sop.engine.models import SopItem, SopRun
 from sop.outreach.config import outreach_config
 from sop.outreach.fanout import SEND_PRIORITY, send_batches
 from sop.outreach.models import OutreachLedger, OutreachPlan, OutreachRecipient, OutreachSend
-from sop.outreach.plan import HASH_MULTIPLIER, HASH_PRIME, enqueue_many, source_salt
+from sop.outreach.plan import HASH_MULTIPLIER, HASH_PRIME, enqueue_many, held_out_expression, source_salt
 
-IN_CHUNK = 2000
 INSERT_CHUNK = 2000
 
 
-@dataclass
-class GroupSend:
-    source: str
-    title: str
-    guide: str
-    external_userids: list[str]
-    content: dict
-    coupon_template_code: str | None
-    holdout_percent: int = 0
-    holdout_salt: str = ""  # held out the same customers for every step of one SOP
-
-
 def held_out(customer_id: int, salt: str, percent: int) -> bool:
-    """The outreach planner's draw (sop/outreach/plan.py held_out_expression), in Python."""
+    """The planner's draw (sop/outreach/plan.py held_out_expression), in Python."""
     if percent <= 0:
         return False
     return (customer_id + source_salt(salt)) * HASH_MULTIPLIER % HASH_PRIME % 100 < percent
 
 
-async def _recent_sends(session, external_userids: list[str], now: dt.datetime) -> dict[str, list[int]]:
-    """customer → [sends in the last day, in the last week] from the shared ledger."""
-    day_ago, week_ago = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
-    counts: dict[str, list[int]] = {}
-    for start in range(0, len(external_userids), IN_CHUNK):
-        rows = await session.execute(
-            select(OutreachLedger.external_userid, func.sum(case((OutreachLedger.at >= day_ago, 1), else_=0)),
-                   func.count())
-            .where(OutreachLedger.external_userid.in_(external_userids[start:start + IN_CHUNK]),
-                   OutreachLedger.at >= week_ago, OutreachLedger.at <= now)
-            .group_by(OutreachLedger.external_userid))
-        counts.update({userid: [int(day or 0), int(week)] for userid, day, week in rows.all()})
-    return counts
+def holdout_salt(code: str) -> str:
+    return f"sop:{code}"  # the same customers are held out of every step of one SOP
 
 
-async def _customers(session, external_userids: list[str]) -> dict[str, tuple]:
-    found = {}
-    for start in range(0, len(external_userids), IN_CHUNK):
-        rows = await session.execute(
-            select(Customer.external_userid, Customer.id, Customer.store_code, Member.id)
-            .outerjoin(Member, (Member.external_userid == Customer.external_userid) & (Member.status == "active"))
-            .where(Customer.external_userid.in_(external_userids[start:start + IN_CHUNK])))
-        found.update({userid: (customer_id, store, member_id) for userid, customer_id, store, member_id in rows.all()})
-    return found
+def content_for(step: Step, store_code: str | None) -> dict:
+    content = (step.overrides or {}).get(store_code or "") or step.content
+    return {"text": content.text or "", "attachments": step_attachments(step, content)}
 
 
-async def _insert_all(session, model, rows: list[dict]) -> None:
-    for start in range(0, len(rows), INSERT_CHUNK):
-        await session.execute(insert(model), rows[start:start + INSERT_CHUNK])
+def source_of(item_id):
+    """The outreach source of an item (an id or an id column)."""
+    return f"sop:{item_id}" if isinstance(item_id, int) else literal("sop:") + cast(item_id, String)
 
 
-async def plan_group_sends(session, sends: list[GroupSend], now: dt.datetime) -> dict[str, dict[str, str]]:
-    """Plan these group sends and queue their WeCom tasks in the caller's transaction (published
-    when it commits). Returns source → {customer → planned|held_out|over_cap|skipped}."""
-    if not sends:
-        return {}
+def _recipient_rows(document: SopDocument, step: Step, items: tuple, now: dt.datetime):
+    """SELECT of one recipient per (item, customer) with its status, for INSERT … SELECT."""
     config = outreach_config()
-    await _insert_all(session, OutreachPlan, [dict(
-        source=send.source, title=send.title[:100], content=send.content, coupon_template_code=send.coupon_template_code,
-        holdout_percent=send.holdout_percent, status="sending", planned_at=now, sync_runs=0) for send in sends])
-    everyone = sorted({userid for send in sends for userid in send.external_userids})
-    recent = await _recent_sends(session, everyone, now)
-    customers = await _customers(session, everyone)
-    outcome: dict[str, dict[str, str]] = {}
-    recipients, ledger, chunks = [], [], []
-    for send in sends:
-        planned, statuses = 0, {}
-        for userid in send.external_userids:
-            if userid not in customers:
-                statuses[userid] = "skipped"
-                continue
-            customer_id, store_code, member_id = customers[userid]
-            day, week = recent.setdefault(userid, [0, 0])
-            if held_out(customer_id, send.holdout_salt, send.holdout_percent):
-                status, reason, chunk = "held_out", None, None
-            elif day >= config.cap_per_day or week >= config.cap_per_week:
-                status, reason, chunk = "over_cap", "over_cap", None
-            elif send.coupon_template_code and member_id is None:
-                status, reason, chunk = "skipped", "no_member", None
-            else:
-                status, reason, chunk = "planned", None, planned // config.chunk_size
-                planned += 1
-                recent[userid] = [day + 1, week + 1]  # two steps in one pass count against the cap too
-                ledger.append(dict(external_userid=userid, source=send.source, at=now))
-            statuses[userid] = status
-            recipients.append(dict(source=send.source, customer_id=customer_id, external_userid=userid,
-                                   member_id=member_id, guide_userid=send.guide, store_code=store_code, chunk=chunk,
-                                   status=status, reason=reason))
-        outcome[send.source] = statuses
-        for chunk in range((planned + config.chunk_size - 1) // config.chunk_size):
-            chunks.append(dict(source=send.source, guide_userid=send.guide, chunk=chunk, status="planned", task_status=0,
-                               recipients=min(config.chunk_size, planned - chunk * config.chunk_size), created_at=now))
-    await _insert_all(session, OutreachRecipient, recipients)
-    await _insert_all(session, OutreachLedger, ledger)
-    jobs, sent = [], set()
-    for start in range(0, len(chunks), INSERT_CHUNK):
-        rows = await session.execute(insert(OutreachSend).returning(
-            OutreachSend.id, OutreachSend.source, OutreachSend.guide_userid, OutreachSend.chunk), chunks[start:start + INSERT_CHUNK])
-        by_source: dict[str, list[tuple]] = {}
-        for send_id, source, guide, chunk in rows.all():
-            by_source.setdefault(source, []).append((send_id, guide, chunk))
-        for source, created in by_source.items():
-            sent.add(source)
-            jobs.extend(send_batches(source, created, config.sends_per_job))
+    member = active_member()
+
+    def sends_since(since):
+        return (select(func.count()).select_from(OutreachLedger).where(OutreachLedger.external_userid == SopRun.external_userid,
+                                           OutreachLedger.at >= since, OutreachLedger.at <= now).scalar_subquery())
+
+    over_cap = or_(sends_since(now - dt.timedelta(days=1)) >= config.cap_per_day,
+                   sends_since(now - dt.timedelta(days=7)) >= config.cap_per_week)
+    whens = [(Customer.status != "bound", "not_friend"),
+             (held_out_expression(holdout_salt(document.code), document.holdout_percent), "held_out"),
+             (over_cap, "over_cap")]
+    if step.benefit:
+        whens.append((member.c.id.is_(None), "no_member"))
+    classified = (
+        select(SopRun.item_id.label("item_id"), Customer.id.label("customer_id"),
+               SopRun.external_userid.label("external_userid"), member.c.id.label("member_id"),
+               SopRun.guide_userid.label("guide_userid"), Customer.store_code.label("store_code"),
+               case(*whens, else_="planned").label("outcome"))
+        .select_from(SopRun).join(Customer, Customer.external_userid == SopRun.external_userid)
+        .outerjoin(member, and_(member.c.external_userid == Customer.external_userid, member.c.status == "active"))
+        .where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)))
+        .distinct().subquery("classified"))  # a customer twice in one item (two enrolments) is one recipient
+    c = classified.c
+    position = func.row_number().over(partition_by=[c.item_id, c.outcome], order_by=c.customer_id)
+    chunk = case((c.outcome == "planned", (position - 1) // config.chunk_size), else_=None)
+    status = case((c.outcome == "no_member", "skipped"), else_=c.outcome)
+    reason = case((c.outcome.in_(("planned", "held_out")), None), else_=c.outcome)
+    return select(source_of(c.item_id), c.customer_id, c.external_userid, c.member_id, c.guide_userid,
+                  c.store_code, chunk, status, reason)
+
+
+async def plan_items(session, document: SopDocument, step: Step, items: tuple, now: dt.datetime) -> dict[str, int]:
+    """Plan the group sends of this step's items matching `items` (WHERE clauses over sop_items)
+    that are `sending`, queue their WeCom tasks in the caller's transaction (published when it
+    commits), and mark their runs sent or skipped with the reason. Returns counts by outcome."""
+    items = (*items, SopItem.code == document.code, SopItem.step_key == step.key, SopItem.status == "sending")
+    rows = (await session.execute(select(SopItem.id, SopItem.store_code).where(*items))).all()
+    if not rows:
+        return {}
+    title = f"{document.name}·{step.key}"[:100]
+    coupon = step.benefit.coupon_template_code if step.benefit else None
+    contents: dict[str | None, dict] = {}
+    for start in range(0, len(rows), INSERT_CHUNK):
+        await session.execute(insert(OutreachPlan), [dict(
+            source=source_of(item_id), title=title, content=contents.setdefault(store, content_for(step, store)),
+            coupon_template_code=coupon, holdout_percent=document.holdout_percent, status="sending", planned_at=now,
+            sync_runs=0) for item_id, store in rows[start:start + INSERT_CHUNK]])
+    sources = select(source_of(SopItem.id)).where(*items)
+    await session.execute(insert(OutreachRecipient).from_select(
+        ["source", "customer_id", "external_userid", "member_id", "guide_userid", "store_code", "chunk", "status",
+         "reason"], _recipient_rows(document, step, items, now)))
+    planned = (OutreachRecipient.source.in_(sources), OutreachRecipient.status == "planned")
+    await session.execute(insert(OutreachLedger).from_select(
+        ["external_userid", "source", "at"],
+        select(OutreachRecipient.external_userid, OutreachRecipient.source, literal(now, OutreachLedger.at.type))
+        .where(*planned)))
+    created = await session.execute(insert(OutreachSend).from_select(
+        ["source", "guide_userid", "chunk", "recipients", "status", "task_status", "created_at"],
+        select(OutreachRecipient.source, OutreachRecipient.guide_userid, OutreachRecipient.chunk, func.count(),
+               literal("planned"), literal(0), literal(now, OutreachSend.created_at.type))
+        .where(*planned).group_by(OutreachRecipient.source, OutreachRecipient.guide_userid, OutreachRecipient.chunk))
+        .returning(OutreachSend.id, OutreachSend.source, OutreachSend.guide_userid, OutreachSend.chunk))
+    by_source: dict[str, list[tuple]] = {}
+    for send_id, source, guide, chunk in created.tuples():
+        by_source.setdefault(source, []).append((send_id, guide, chunk))
+    jobs = [job for source, sends in by_source.items() for job in send_batches(source, sends, outreach_config().sends_per_job)]
     if jobs:
         await enqueue_many(session, jobs, priority=SEND_PRIORITY)
-    nothing = [send.source for send in sends if send.source not in sent]
-    if nothing:  # nobody to send to: the plan is done at once
-        await session.execute(update(OutreachPlan).where(OutreachPlan.source.in_(nothing))
-                              .values(status="sent", sent_at=now))
-    return outcome
+    # Nobody to send to: the plan is done at once.
+    await session.execute(update(OutreachPlan).where(
+        OutreachPlan.source.in_(sources), OutreachPlan.status == "sending",
+        ~OutreachPlan.source.in_(select(OutreachSend.source).where(OutreachSend.source.in_(sources))))
+        .values(status="sent", sent_at=now).execution_options(synchronize_session=False))
+    counts = dict((await session.execute(
+        select(OutreachRecipient.status, func.count()).where(OutreachRecipient.source.in_(sources))
+        .group_by(OutreachRecipient.status))).tuples().all())
+    recipient = OutreachRecipient
+    await session.execute(
+        update(SopRun).where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)),
+                             recipient.source == source_of(SopRun.item_id),
+                             recipient.external_userid == SopRun.external_userid)
+        .values(status=case((recipient.status == "planned", "sent"), else_="skipped"),
+                reason=case((recipient.status == "planned", None), else_=func.coalesce(recipient.reason, recipient.status)),
+                updated_at=now).execution_options(synchronize_session=False))
+    await session.execute(  # a run without its customer row (the customer record is gone)
+        update(SopRun).where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)))
+        .values(status="skipped", reason="no_customer", updated_at=now).execution_options(synchronize_session=False))
+    await session.execute(update(SopItem).where(*items).values(status="pushed", acted_at=now, source=source_of(SopItem.id))
+                          .execution_options(synchronize_session=False))
+    return counts

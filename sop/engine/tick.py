@@ -20,20 +20,10 @@ from bot.storage import utcnow
 from sop.campaigns.launch import PLANNING_LOCK
 from sop.engine.clock import at_local, local_day
 from sop.engine.config import sop_config
-from sop.engine.engine import (
-    TickReport,
-    Versions,
-    enrol_all,
-    expire_unpushed,
-    mark,
-    materialise,
-    pending_guides,
-    screen,
-    send_item,
-    step_of,
-    zone_of,
-)
-from sop.engine.models import SopEnrolment, SopItem, SopRun, SopTemplate
+from sop.engine.engine import TickReport, Versions, enrol_all, expire_unpushed, pending_guides, zone_of
+from sop.engine.materialise import apply_exits, apply_when, materialise, step_of
+from sop.engine.models import SopItem, SopRun, SopTemplate
+from sop.engine.outreach_adapter import plan_items
 from sop.outreach.models import OutreachSend
 
 log = logging.getLogger("sop.engine")
@@ -164,22 +154,19 @@ async def push_item(services, guide: str, item_id: int, now: dt.datetime | None 
                 return False, "已过这一步的发送时段，不再推送"
             document = await Versions(session).get(item.code, item.version)
             step = step_of(document, item.step_key)
-            rows = (await session.execute(
-                select(SopRun, SopEnrolment).join(SopEnrolment, SopEnrolment.id == SopRun.enrolment_id)
-                .where(SopRun.item_id == item.id, SopRun.status == "queued").order_by(SopRun.id))).all()
-            ready = []
-            for run, enrolment in rows:  # exits and `when` again: time passed since it was listed
-                reason = await screen(session, run, enrolment, document, step, now)
-                if reason:
-                    mark(run, reason, now)
-                else:
-                    ready.append(run)
+            # Exits and `when` again: time passed since it was listed.
+            runs = [SopRun.item_id == item.id, SopRun.status == "queued"]
+            await apply_exits(session, item.code, document.exit_on, runs, now)
+            await apply_when(session, step, runs, now)
+            ready = await session.scalar(select(func.count()).select_from(SopRun).where(*runs))
             if not ready:
                 item.status, item.acted_at, item.note = "done", now, "nobody left to send to"
                 return True, "这一步的客户都已不再需要发送（已购买或已不是好友），任务已关闭"
-            await send_item(session, item, document, step, ready, now)
+            item.status = "sending"
+            await session.flush()
+            await plan_items(session, document, step, (SopItem.id == item.id,), now)
     services.wake_runner()
-    return True, f"已为 {len(ready)} 位客户创建群发任务，请在企业微信「客户群发」中确认发送"
+    return True, f"已为 {ready} 位客户创建群发任务，请在企业微信「客户群发」中确认发送"
 
 
 async def complete_item(session, guide: str, item: SopItem | None, now: dt.datetime) -> tuple[bool, str]:
