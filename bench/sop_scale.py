@@ -1,6 +1,6 @@
 """SOP engine at scale: E enrolments across G guides, one tick materialising D due steps (a
 group_send step) into one outreach per guide, on SQLite or PostgreSQL. Prints the tick's time and
-this process's peak RSS.
+the peak RSS of the process that runs it (a child process seeds).
 
     .venv/bin/python bench/sop_scale.py --backend sqlite --enrolments 100000 --guides 1000 --due 10000
     .venv/bin/python bench/sop_scale.py --backend postgresql ...
@@ -68,20 +68,30 @@ async def seed(db, enrolments: int, guides: int, due: int, now: dt.datetime) -> 
                                 updated_at=now))
         session.add(SopVersion(code="bench", version=1, document=document, created_at=now))
     bound = now - dt.timedelta(days=2)
+    # Core inserts (executemany) of the tables: no ORM bookkeeping while seeding.
+    customers, enrolled, runs = Customer.__table__, SopEnrolment.__table__, SopRun.__table__
     for start in range(0, enrolments, BATCH):
         ids = range(start, min(enrolments, start + BATCH))
         async with db.session() as session, session.begin():
-            await session.execute(insert(Customer), [dict(external_userid=f"wm{i:08d}", name="", guide_userid=f"g{i % guides:05d}",
+            await session.execute(insert(customers), [dict(external_userid=f"wm{i:08d}", name="", guide_userid=f"g{i % guides:05d}",
                                                           store_code=f"S{(i % guides) % max(1, guides // 10):04d}",
                                                           status="bound", tags=[], bound_at=bound, first_bound_at=bound,
                                                           created_at=bound, updated_at=bound) for i in ids])
-            await session.execute(insert(SopEnrolment), [dict(id=i + 1, code="bench", version=1, trigger_key="added:0",
+            await session.execute(insert(enrolled), [dict(id=i + 1, code="bench", version=1, trigger_key="added:0",
                                                               customer_id=i + 1, external_userid=f"wm{i:08d}", anchor_at=bound,
                                                               status="active", created_at=bound) for i in ids])
-            await session.execute(insert(SopRun), [dict(enrolment_id=i + 1, code="bench", version=1, step_key="d1",
+            await session.execute(insert(runs), [dict(enrolment_id=i + 1, code="bench", version=1, step_key="d1",
                                                         due_at=(now - dt.timedelta(minutes=1)) if i < due else now + dt.timedelta(days=5),
                                                         status="waiting", external_userid=f"wm{i:08d}", updated_at=bound)
                                                    for i in ids])
+
+
+async def seed_only(url: str, enrolments: int, guides: int, due: int, now: dt.datetime) -> None:
+    from bot.storage import Database
+
+    db = Database(url)
+    await seed(db, enrolments, guides, due, now)
+    await db.dispose()
 
 
 async def main() -> None:
@@ -90,7 +100,13 @@ async def main() -> None:
     parser.add_argument("--enrolments", type=int, default=100_000)
     parser.add_argument("--guides", type=int, default=1_000)
     parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument("--seed-into", help=argparse.SUPPRESS)  # the child process that seeds
+    parser.add_argument("--now", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="write a cProfile of the tick to this file")
     args = parser.parse_args()
+    if args.seed_into:
+        await seed_only(args.seed_into, args.enrolments, args.guides, args.due, dt.datetime.fromisoformat(args.now))
+        return
 
     from bot.kv import open_store
     from bot.storage import Database
@@ -100,19 +116,34 @@ async def main() -> None:
     url, drop = await prepare(args.backend)
     try:
         await asyncio.to_thread(upgrade, url)
-        db = Database(url)
         now = dt.datetime.now(dt.UTC)
         started = time.perf_counter()
-        await seed(db, args.enrolments, args.guides, args.due, now)
+        # Seeded by a child process, so this process's peak RSS is the tick's (plus imports).
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, os.path.abspath(__file__), "--seed-into", url, "--now", now.isoformat(),
+            "--enrolments", str(args.enrolments), "--guides", str(args.guides), "--due", str(args.due))
+        if await child.wait():
+            raise SystemExit("seeding failed")
         seeded = time.perf_counter() - started
+        db = Database(url)
         services = types.SimpleNamespace(db=db, kv=open_store(None), settings=None, wake_runner=lambda: None)
+        before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started = time.perf_counter()
         report = await run_tick(services, now)
         took = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"backend={args.backend} enrolments={args.enrolments} guides={args.guides} due={args.due} "
               f"seed={seeded:.1f}s tick={took:.1f}s items={report.items} queued={report.queued} "
-              f"skipped={report.skipped} peak_rss={peak_mb:.0f}MB")
+              f"skipped={report.skipped} rss_before_tick={before_mb:.0f}MB peak_rss={peak_mb:.0f}MB")
         await db.dispose()
     finally:
         if drop:

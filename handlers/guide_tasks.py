@@ -32,7 +32,7 @@ PROGRESS = re.compile(r"^完成情况$")
 MENU_LIST, MENU_PROGRESS = "sop:tasks", "sop:progress"
 
 
-async def _reply(ctx: EventContext, text: str, **extra) -> None:
+async def _reply(ctx: EventContext, text: str | None, **extra) -> None:
     await ctx.enqueue(REPLY_JOB, {"touser": ctx.event.user_id, "content": text, **extra},
                       dedupe_key=f"{REPLY_JOB}:{ctx.inbox_id}")
 
@@ -88,6 +88,7 @@ async def guide_taps_card_button(ctx: EventContext) -> None:
     elif key.startswith(DONE_KEY) and key[len(DONE_KEY):].isdigit():
         item = await ctx.session.get(SopItem, int(key[len(DONE_KEY):]))
         done, text = await complete_item(ctx.session, guide, item, utcnow())
-        await _reply(ctx, text, response_code=code, label="已完成" if done else "未完成")
+        # Done: the button says so (no app message); refused: a text says why.
+        await _reply(ctx, None if done else text, response_code=code, label="已完成" if done else "未完成")
     else:
         await _reply(ctx, await task_list_text(ctx.session, guide, utcnow()))

@@ -92,7 +92,7 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
     coupon = step.benefit.coupon_template_code if step.benefit else None
     contents: dict[str | None, dict] = {}
     for start in range(0, len(rows), INSERT_CHUNK):
-        await session.execute(insert(OutreachPlan), [dict(
+        await session.execute(insert(OutreachPlan.__table__), [dict(  # Core executemany: no ORM per row
             source=source_of(item_id), title=title, content=contents.setdefault(store, content_for(step, store)),
             coupon_template_code=coupon, holdout_percent=document.holdout_percent, status="sending", planned_at=now,
             sync_runs=0) for item_id, store in rows[start:start + INSERT_CHUNK]])

@@ -209,18 +209,22 @@ async def reply_job(job: JobContext, payload: dict) -> None:
 
     if payload.get("response_code"):  # a tapped card: grey its button out with what happened
         await update_card(job.services, payload["touser"], payload["response_code"], payload.get("label") or "已处理")
-    await job.services.wecom.message.send_text(payload["touser"], payload["content"])
+    if payload.get("content"):
+        await job.services.wecom.message.send_text(payload["touser"], payload["content"])
 
 
 @tasks(PUSH_JOB)
 async def push_job(job: JobContext, payload: dict) -> None:
-    """A push asked from the app: done first, then the reply (and the card updated) — never the
-    other way round."""
+    """A push asked from the app: done first, then the guide told — never the other way round.
+    A tapped card says it on its button (update_template_card is no app message); a text only
+    when the push was refused, to say why."""
     from sop.engine.cards import update_card
 
     done, reply = await push_item(job.services, payload["guide"], payload["item_id"])
     if payload.get("response_code"):
         await update_card(job.services, payload["guide"], payload["response_code"], "已推送" if done else "未推送")
+        if done:
+            return
     await job.services.wecom.message.send_text(payload["guide"], reply)
 
 

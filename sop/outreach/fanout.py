@@ -36,6 +36,10 @@ PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 UPDATE_BATCH = 1000
 CALLS_PER_BATCH = 8  # add_msg_template calls one batch job has in flight at once
 SEND_PRIORITY, NOTIFY_PRIORITY = 5, 0  # tasks first: a guide's notice can wait a moment
+# Sources whose guides hear of their tasks another way: the SOP engine sends each guide one
+# morning card counting them. A notice per task would flood a guide with many SOP steps (WeCom
+# drops app messages past 30 a minute per member).
+QUIET_SOURCE_PREFIXES = ("sop:",)
 
 
 def send_job_key(source: str, guide_userid: str, chunk: int) -> str:
@@ -248,7 +252,8 @@ async def create_tasks_once(services, send_ids: list[int]) -> None:
         cancelled = await session.scalar(select(OutreachPlan.status).where(OutreachPlan.id == plan.id)) == "cancelled"
         # No wake-up: the notices are not urgent, and NOTIFY serialises commits on PostgreSQL.
         await enqueue_many(session, [(NOTIFY_JOB, {"source": plan.source, "guide_userid": send.guide_userid},
-                                      f"outreach-notify:{plan.source}:{send.guide_userid}") for send in created],
+                                      f"outreach-notify:{plan.source}:{send.guide_userid}") for send in created
+                                     if not plan.source.startswith(QUIET_SOURCE_PREFIXES)],
                            priority=NOTIFY_PRIORITY, max_attempts=4, wake=False)
     if cancelled:  # cancelled while these tasks were being created: stop them in WeCom too
         for send in created:
