@@ -24,6 +24,7 @@ from sop.audience import active_member, audience_conditions, member_join
 from sop.engine.clock import at_local, corp_zone, local_day
 from sop.engine.document import SopDocument, Step
 from sop.engine.models import SopEnrolment, SopItem, SopRun, SopTemplate, SopVersion
+from sop.outreach.models import OutreachSend
 
 log = logging.getLogger("sop.engine")
 # Each scan re-reads at least this span (an order reported late still enrols), and back to the
@@ -236,10 +237,13 @@ async def enrol_all(session, now: dt.datetime, zone, report: TickReport) -> None
 
 
 async def pending_guides(session) -> list[str]:
-    return list((await session.scalars(
-        select(SopItem.guide_userid).join(SopTemplate, and_(SopTemplate.code == SopItem.code,
-                                                             SopTemplate.status == "active"))
-        .where(SopItem.status == "waiting").distinct().order_by(SopItem.guide_userid))).all())
+    """Guides with work waiting: items in their list, or SOP group sends not yet confirmed in WeCom
+    (they get no notice per send: the morning card counts them)."""
+    listed = select(SopItem.guide_userid).join(
+        SopTemplate, and_(SopTemplate.code == SopItem.code, SopTemplate.status == "active")).where(SopItem.status == "waiting")
+    unconfirmed = select(OutreachSend.guide_userid).where(
+        OutreachSend.source.like("sop:%"), OutreachSend.status == "created", OutreachSend.task_status != 2)
+    return sorted(set((await session.scalars(listed.union(unconfirmed))).all()))
 
 
 def zone_of(services):
