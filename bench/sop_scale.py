@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BATCH = 5000
+SCRIPT = os.path.abspath(__file__)
 
 
 async def prepare(backend: str) -> tuple[str, callable]:
@@ -86,6 +87,25 @@ async def seed(db, enrolments: int, guides: int, due: int, now: dt.datetime) -> 
                                                    for i in ids])
 
 
+def watch_statements(db) -> None:
+    from sqlalchemy import event
+
+    engine = db.engine.sync_engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if os.environ.get("BENCH_EXPLAIN") and statement.startswith(os.environ["BENCH_EXPLAIN"]):
+            cursor.execute("EXPLAIN " + statement, parameters)
+            print("\n".join(row[0] for row in cursor.fetchall()))
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany):
+        took = time.perf_counter() - conn.info.pop("started", time.perf_counter())
+        if took > 0.05:
+            print(f"{took:7.2f}s  {' '.join(statement.split())[:300]}")
+
+
 async def seed_only(url: str, enrolments: int, guides: int, due: int, now: dt.datetime) -> None:
     from bot.storage import Database
 
@@ -102,6 +122,7 @@ async def main() -> None:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--seed-into", help=argparse.SUPPRESS)  # the child process that seeds
     parser.add_argument("--now", help=argparse.SUPPRESS)
+    parser.add_argument("--statements", action="store_true", help="print each statement's time")
     parser.add_argument("--profile", help="write a cProfile of the tick to this file")
     args = parser.parse_args()
     if args.seed_into:
@@ -120,12 +141,20 @@ async def main() -> None:
         started = time.perf_counter()
         # Seeded by a child process, so this process's peak RSS is the tick's (plus imports).
         child = await asyncio.create_subprocess_exec(
-            sys.executable, os.path.abspath(__file__), "--seed-into", url, "--now", now.isoformat(),
+            sys.executable, SCRIPT, "--seed-into", url, "--now", now.isoformat(),
             "--enrolments", str(args.enrolments), "--guides", str(args.guides), "--due", str(args.due))
         if await child.wait():
             raise SystemExit("seeding failed")
         seeded = time.perf_counter() - started
+        if args.backend == "postgresql":  # statistics, as a database in service has them
+            import asyncpg
+
+            conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+            await conn.execute("ANALYZE")
+            await conn.close()
         db = Database(url)
+        if args.statements:
+            watch_statements(db)
         services = types.SimpleNamespace(db=db, kv=open_store(None), settings=None, wake_runner=lambda: None)
         before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         profiler = None

@@ -54,6 +54,15 @@ def step_of(document: SopDocument, key: str) -> Step:
 
 # Screening: exits, `when`, the guide ---------------------------------------------------------------
 
+def customer_now() -> dict:
+    """Values for a run that is skipped or exited: its customer's guide and store now, so the
+    statistics by guide and store count it (a run sent takes them in _assign)."""
+    def of_customer(column):
+        return select(column).where(Customer.external_userid == SopRun.external_userid).scalar_subquery()
+
+    return {"guide_userid": of_customer(Customer.guide_userid), "store_code": of_customer(Customer.store_code)}
+
+
 def exit_condition(condition: str, now: dt.datetime):
     """A WHERE over sop_enrolments that holds when the enrolment must end for this condition."""
     member = and_(Member.external_userid == SopEnrolment.external_userid, Member.status == "active")
@@ -84,12 +93,13 @@ async def apply_exits(session, code: str, exit_on: list[str], runs: list, now: d
                 update(SopRun).where(SopRun.code == code, SopRun.status == "waiting", SopRun.enrolment_id.in_(
                     select(SopEnrolment.id).where(SopEnrolment.code == code, SopEnrolment.exit_reason == condition,
                                                   SopEnrolment.exited_at == now)))
-                .values(status="exited", reason=condition, updated_at=now).execution_options(synchronize_session=False))
+                .values(status="exited", reason=condition, updated_at=now, **customer_now())
+                .execution_options(synchronize_session=False))
     reason = select(SopEnrolment.exit_reason).where(SopEnrolment.id == SopRun.enrolment_id).scalar_subquery()
     exited = await session.execute(
         update(SopRun).where(*runs, exists().where(SopEnrolment.id == SopRun.enrolment_id,
                                                    SopEnrolment.status == "exited"))
-        .values(status="exited", reason=reason, updated_at=now).execution_options(synchronize_session=False))
+        .values(status="exited", reason=reason, updated_at=now, **customer_now()).execution_options(synchronize_session=False))
     return exited.rowcount
 
 
@@ -101,22 +111,17 @@ async def apply_when(session, step: Step, runs: list, now: dt.datetime) -> int:
     skipped = await session.execute(
         update(SopRun).where(*runs, SopRun.step_key == step.key,
                              ~exists(audience.where(Customer.external_userid == SopRun.external_userid)))
-        .values(status="skipped", reason="when_not_met", updated_at=now).execution_options(synchronize_session=False))
+        .values(status="skipped", reason="when_not_met", updated_at=now, **customer_now())
+        .execution_options(synchronize_session=False))
     return skipped.rowcount
 
 
-async def assign_guides_first(session, runs: list, now: dt.datetime) -> None:
-    """Each run takes its customer's guide and store now (after handovers)."""
-    await session.execute(
-        update(SopRun).where(*runs, Customer.external_userid == SopRun.external_userid)
-        .values(guide_userid=Customer.guide_userid, store_code=Customer.store_code)
-        .execution_options(synchronize_session=False))
-
-
 async def skip_without_guide(session, runs: list, now: dt.datetime) -> int:
-    skipped = await session.execute(update(SopRun).where(*runs, SopRun.guide_userid.is_(None))
-                                    .values(status="skipped", reason="no_guide", updated_at=now)
-                                    .execution_options(synchronize_session=False))
+    """Runs whose customer has no guide (or no record) now: skipped, no_guide."""
+    skipped = await session.execute(
+        update(SopRun).where(*runs, ~exists().where(Customer.external_userid == SopRun.external_userid,
+                                                    Customer.guide_userid.is_not(None)))
+        .values(status="skipped", reason="no_guide", updated_at=now, **customer_now()).execution_options(synchronize_session=False))
     return skipped.rowcount
 
 
@@ -136,7 +141,7 @@ async def skip_missed(session, code: str, version: int, window: Window, now: dt.
         previous = at_local(local_day(deadline, zone) - dt.timedelta(days=1), window.hours[1], zone)
         result = await session.execute(
             update(SopRun).where(*base, SopRun.due_at > previous, SopRun.due_at <= deadline)
-            .values(status="skipped", reason=f"missed_window:{deadline.isoformat()}", updated_at=now)
+            .values(status="skipped", reason=f"missed_window:{deadline.isoformat()}", updated_at=now, **customer_now())
             .execution_options(synchronize_session=False))
         skipped += result.rowcount
         deadline = at_local(local_day(deadline, zone) + dt.timedelta(days=1), window.hours[1], zone)
@@ -147,11 +152,14 @@ async def skip_missed(session, code: str, version: int, window: Window, now: dt.
 
 def _item_rows(code: str, version: int, step: Step, slot: str, status: str, runs: list, now: dt.datetime,
                deadline: dt.datetime, customers):
-    """SELECT of one item row per guide of these runs (for INSERT … SELECT)."""
-    return select(literal(code), literal(version), literal(step.key), literal(slot), SopRun.guide_userid,
-                  func.min(SopRun.store_code), literal(step.reach), literal(status), customers,
-                  literal(now, SopItem.due_at.type), literal(deadline, SopItem.deadline_at.type),
-                  literal(now, SopItem.created_at.type)).where(*runs).group_by(SopRun.guide_userid)
+    """SELECT of one item row per guide (the customer's guide now, after handovers) of these runs
+    (for INSERT … SELECT)."""
+    return (select(literal(code), literal(version), literal(step.key), literal(slot), Customer.guide_userid,
+                   func.min(Customer.store_code), literal(step.reach), literal(status), customers,
+                   literal(now, SopItem.due_at.type), literal(deadline, SopItem.deadline_at.type),
+                   literal(now, SopItem.created_at.type))
+            .select_from(SopRun).join(Customer, Customer.external_userid == SopRun.external_userid)
+            .where(*runs, Customer.guide_userid.is_not(None)).group_by(Customer.guide_userid))
 
 
 ITEM_COLUMNS = ["code", "version", "step_key", "slot", "guide_userid", "store_code", "reach", "status", "customers",
@@ -163,11 +171,14 @@ def _of_slot(code: str, version: int, step: Step, slot: str):
     return (SopItem.code == code, SopItem.version == version, SopItem.step_key == step.key, SopItem.slot == slot)
 
 
-async def _assign(session, runs: list, items: tuple, now: dt.datetime) -> int:
-    """Put these runs into the guide's item among `items` (one per guide): queued."""
+async def _assign(session, runs: list, items: tuple, now: dt.datetime, status: str = "queued") -> int:
+    """Put these runs into their customer's guide's item among `items` (one per guide), taking
+    that guide and store: one UPDATE … FROM, joined on the items' whole unique key."""
     result = await session.execute(
-        update(SopRun).where(*runs, *items, SopItem.guide_userid == SopRun.guide_userid)
-        .values(item_id=SopItem.id, status="queued", updated_at=now).execution_options(synchronize_session=False))
+        update(SopRun).where(*runs, Customer.external_userid == SopRun.external_userid, *items,
+                             SopItem.guide_userid == Customer.guide_userid)
+        .values(item_id=SopItem.id, guide_userid=Customer.guide_userid, store_code=Customer.store_code, status=status,
+                updated_at=now).execution_options(synchronize_session=False))
     return result.rowcount
 
 
@@ -178,7 +189,8 @@ async def group_send_items(session, code: str, version: int, step: Step, runs: l
     created = await session.execute(insert_for(session, SopItem).from_select(
         ITEM_COLUMNS, _item_rows(code, version, step, minute, "sending", runs, now, window.closes, func.count()))
         .on_conflict_do_nothing(index_elements=ITEM_KEY))
-    queued = await _assign(session, runs, (*_of_slot(code, version, step, minute), SopItem.status == "sending"), now)
+    queued = await _assign(session, runs, (*_of_slot(code, version, step, minute), SopItem.status == "sending"), now,
+                           status="planning")
     return created.rowcount, queued
 
 
@@ -230,7 +242,6 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
             continue  # quiet hours: what is due waits for the window
         runs = [SopRun.status == "waiting", SopRun.code == code, SopRun.version == version,
                 SopRun.due_at > window.last_close, SopRun.due_at <= now]
-        await assign_guides_first(session, runs, now)
         report.exited += await apply_exits(session, code, document.exit_on, runs, now)
         for step in document.steps:
             report.skip("when_not_met", await apply_when(session, step, runs, now))

@@ -71,7 +71,8 @@ class SopRun(Base):
     version: Mapped[int] = mapped_column(Integer)
     step_key: Mapped[str] = mapped_column(String(32))
     due_at: Mapped[dt.datetime]
-    # waiting → queued (in a guide's item) → sent (in an outreach) | done (guide_task) | skipped | exited
+    # waiting → queued (in a guide's item) | planning (inside the pass that plans its group send)
+    # → sent (in an outreach) | done (guide_task) | skipped | exited
     status: Mapped[str] = mapped_column(String(10), default="waiting")
     reason: Mapped[str | None] = mapped_column(String(60))
     item_id: Mapped[int | None] = mapped_column(RefId)

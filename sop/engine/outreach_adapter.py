@@ -1,10 +1,13 @@
 """Adapter onto the outreach engine for SOP items: each item being sent (status `sending`, its
-customers' runs `queued` in it) becomes one outreach plan `sop:<item id>` with the same
+customers' runs `planning` in it) becomes one outreach plan `sop:<item id>` with the same
 recipients, cap-ledger rows and per-(guide, chunk) sends that sop/outreach/plan.py writes for a
 campaign, so fan-out, result sync, conversions and the shared frequency cap work unchanged.
 
 Everything is INSERT … SELECT / UPDATE … FROM: no customer passes through Python. One step at a
 time, so a customer due two steps in one pass meets the cap with the first already counted.
+Statements are driven by the pass's runs (status `planning`, a state that never outlives the
+transaction) with lookups by unique keys: rows written in this transaction have no planner
+statistics, and a join planned on none loops over every pair.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ def source_of(item_id):
     return f"sop:{item_id}" if isinstance(item_id, int) else literal("sop:") + cast(item_id, String)
 
 
-def _recipient_rows(document: SopDocument, step: Step, items: tuple, now: dt.datetime):
+def planning(document: SopDocument, step: Step) -> tuple:
+    """The runs of this step being planned now."""
+    return (SopRun.status == "planning", SopRun.code == document.code, SopRun.step_key == step.key)
+
+
+def _recipient_rows(document: SopDocument, step: Step, now: dt.datetime):
     """SELECT of one recipient per (item, customer) with its status, for INSERT … SELECT."""
     config = outreach_config()
     member = active_member()
@@ -69,7 +77,7 @@ def _recipient_rows(document: SopDocument, step: Step, items: tuple, now: dt.dat
                case(*whens, else_="planned").label("outcome"))
         .select_from(SopRun).join(Customer, Customer.external_userid == SopRun.external_userid)
         .outerjoin(member, and_(member.c.external_userid == Customer.external_userid, member.c.status == "active"))
-        .where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)))
+        .where(*planning(document, step))
         .distinct().subquery("classified"))  # a customer twice in one item (two enrolments) is one recipient
     c = classified.c
     position = func.row_number().over(partition_by=[c.item_id, c.outcome], order_by=c.customer_id)
@@ -82,7 +90,7 @@ def _recipient_rows(document: SopDocument, step: Step, items: tuple, now: dt.dat
 
 async def plan_items(session, document: SopDocument, step: Step, items: tuple, now: dt.datetime) -> dict[str, int]:
     """Plan the group sends of this step's items matching `items` (WHERE clauses over sop_items)
-    that are `sending`, queue their WeCom tasks in the caller's transaction (published when it
+    that are `sending` (their runs `planning`), queue their WeCom tasks in the caller's transaction (published when it
     commits), and mark their runs sent or skipped with the reason. Returns counts by outcome."""
     items = (*items, SopItem.code == document.code, SopItem.step_key == step.key, SopItem.status == "sending")
     rows = (await session.execute(select(SopItem.id, SopItem.store_code).where(*items))).all()
@@ -99,7 +107,7 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
     sources = select(source_of(SopItem.id)).where(*items)
     await session.execute(insert(OutreachRecipient).from_select(
         ["source", "customer_id", "external_userid", "member_id", "guide_userid", "store_code", "chunk", "status",
-         "reason"], _recipient_rows(document, step, items, now)))
+         "reason"], _recipient_rows(document, step, now)))
     planned = (OutreachRecipient.source.in_(sources), OutreachRecipient.status == "planned")
     await session.execute(insert(OutreachLedger).from_select(
         ["external_userid", "source", "at"],
@@ -125,17 +133,16 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
     counts = dict((await session.execute(
         select(OutreachRecipient.status, func.count()).where(OutreachRecipient.source.in_(sources))
         .group_by(OutreachRecipient.status))).tuples().all())
+    # Each run takes its recipient's outcome, joined on the recipients' unique key.
     recipient = OutreachRecipient
     await session.execute(
-        update(SopRun).where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)),
-                             recipient.source == source_of(SopRun.item_id),
+        update(SopRun).where(*planning(document, step), recipient.source == source_of(SopRun.item_id),
                              recipient.external_userid == SopRun.external_userid)
         .values(status=case((recipient.status == "planned", "sent"), else_="skipped"),
                 reason=case((recipient.status == "planned", None), else_=func.coalesce(recipient.reason, recipient.status)),
                 updated_at=now).execution_options(synchronize_session=False))
-    await session.execute(  # a run without its customer row (the customer record is gone)
-        update(SopRun).where(SopRun.status == "queued", SopRun.item_id.in_(select(SopItem.id).where(*items)))
-        .values(status="skipped", reason="no_customer", updated_at=now).execution_options(synchronize_session=False))
+    await session.execute(update(SopRun).where(*planning(document, step)).values(  # the customer record is gone
+        status="skipped", reason="no_customer", updated_at=now).execution_options(synchronize_session=False))
     await session.execute(update(SopItem).where(*items).values(status="pushed", acted_at=now, source=source_of(SopItem.id))
                           .execution_options(synchronize_session=False))
     return counts

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, update
 
 from bot.customers.models import Customer
 from bot.jobs import JobContext, enqueue, tasks
@@ -164,6 +164,7 @@ async def push_item(services, guide: str, item_id: int, now: dt.datetime | None 
                 return True, "这一步的客户都已不再需要发送（已购买或已不是好友），任务已关闭"
             item.status = "sending"
             await session.flush()
+            await session.execute(update(SopRun).where(*runs).values(status="planning"))
             await plan_items(session, document, step, (SopItem.id == item.id,), now)
     services.wake_runner()
     return True, f"已为 {ready} 位客户创建群发任务，请在企业微信「客户群发」中确认发送"
