@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
@@ -193,7 +193,8 @@ async def preview_step(call: ApiCall) -> StepPreviewOut:
     return StepPreviewOut(step=step.key, reach=step.reach, text=text, attachments=content["attachments"])
 
 
-@api.route("GET", "/api/v1/stats/sop", summary="Per step: due, pushed, confirmed, sent, tasks done, conversions",
+@api.route("GET", "/api/v1/stats/sop", summary="Per step: due, pushed, confirmed, sent, tasks done, conversions "
+           "(and, with a holdout, the holdout's conversions and the uplift)",
            roles=READERS, query=StatsQuery)
 async def sop_stats(call: ApiCall) -> dict:
     q: StatsQuery = call.query
@@ -219,7 +220,8 @@ async def sop_stats(call: ApiCall) -> dict:
             .outerjoin(OutreachSend, and_(OutreachSend.source == recipient.source, OutreachSend.guide_userid == recipient.guide_userid,
                                           OutreachSend.chunk == recipient.chunk))
             .where(SopRun.code == q.code).group_by(*columns).order_by(*columns))
-        buyers = await _conversions(session, q.code, group)
+        buyers, held_buyers = await _conversions(session, q.code, group)
+        holdout = await _has_holdout(session, q.code)
         out = []
         for row in rows.tuples():
             step, *rest = row
@@ -230,15 +232,25 @@ async def sop_stats(call: ApiCall) -> dict:
                      "conversions": buyers.get((step, key), 0)}
             if group is not None:
                 entry[q.group_by] = key
+            if holdout:
+                with_uplift(entry, held_buyers.get((step, key), 0))
             if call.principal.role == Role.STORE_MANAGER and key not in call.principal.store_codes:
                 continue
             out.append(entry)
-    return {"code": q.code, "group_by": q.group_by, "attribution_days": ATTRIBUTION_DAYS, "steps": out}
+    return {"code": q.code, "group_by": q.group_by, "attribution_days": ATTRIBUTION_DAYS, "holdout": holdout, "steps": out}
 
 
-async def _conversions(session, code: str, group) -> dict:
+async def _has_holdout(session, code: str) -> bool:
+    """Whether any version of the SOP holds customers out (then its stats carry the uplift)."""
+    documents = (await session.scalars(select(SopVersion.document).where(SopVersion.code == code))).all()
+    return any((document or {}).get("holdout_percent", 0) > 0 for document in documents)
+
+
+async def _conversions(session, code: str, group) -> tuple[dict, dict]:
     """Customers who paid within ATTRIBUTION_DAYS of WeCom reporting the step sent (or the guide
-    marking the task done), per (step, group)."""
+    marking the task done), per (step, group); and the same for the held-out customers, counted
+    from the moment the step would have gone to them — the baseline of the uplift."""
+    held = and_(SopRun.status == "skipped", SopRun.reason == "held_out")
     rows = await session.execute(
         select(SopRun.step_key, group if group is not None else SopRun.code, OutreachRecipient.sent_at, SopRun.updated_at,
                SopRun.status, Order.paid_at, SopRun.external_userid)
@@ -247,11 +259,27 @@ async def _conversions(session, code: str, group) -> dict:
                                            OutreachRecipient.external_userid == SopRun.external_userid,
                                            OutreachRecipient.status == "sent"))
         .join(Order, and_(Order.external_userid == SopRun.external_userid, Order.status == "paid"))
-        .where(SopRun.code == code, SopRun.status.in_(("sent", "done"))))
+        .where(SopRun.code == code, or_(SopRun.status.in_(("sent", "done")), held)))
     window = dt.timedelta(days=ATTRIBUTION_DAYS)
     found: dict[tuple, set] = {}
+    held_found: dict[tuple, set] = {}
     for step, key, sent_at, updated_at, status, paid_at, customer in rows.tuples():
         start = sent_at if status == "sent" else updated_at
         if start is not None and start <= paid_at <= start + window:
-            found.setdefault((step, key if group is not None else None), set()).add(customer)
-    return {key: len(customers) for key, customers in found.items()}
+            into = held_found if status == "skipped" else found
+            into.setdefault((step, key if group is not None else None), set()).add(customer)
+    return ({key: len(customers) for key, customers in found.items()},
+            {key: len(customers) for key, customers in held_found.items()})
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def with_uplift(entry: dict, holdout_conversions: int) -> dict:
+    """The holdout's conversions and the uplift over them (as the campaigns report it)."""
+    rate = _rate(entry["conversions"], entry["sent"] + entry["tasks_done"])
+    held_rate = _rate(holdout_conversions, entry["held_out"])
+    entry.update(holdout_conversions=holdout_conversions, conversion_rate=rate, holdout_conversion_rate=held_rate,
+                 uplift=None if rate is None or held_rate is None else round(rate - held_rate, 4))
+    return entry
