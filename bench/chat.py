@@ -3,8 +3,10 @@
     .venv/bin/python bench/chat.py [--customers 200] [--rounds 3] [--database-url URL] [--redis-url URL]
 
 The service runs with its in-process job runner against the local WeCom emulator, both over real
-HTTP on localhost. Latency per customer: from the start of the kf_msg_or_event callback POST to
-the answer reaching the emulator (kf/send_msg delivered). Then the points balance read is timed
+HTTP on localhost. Each round is one burst: every customer writes at the same moment (one
+kf_msg_or_event callback each), and the next round starts once the service's queue is empty, so a
+round measures a burst, not a burst plus the tail of the one before. Latency per customer: from
+the start of the callback POST to the answer reaching the emulator (kf/send_msg delivered). Then the points balance read is timed
 for members whose ledgers hold 10 … 100,000 entries. Without --database-url: a fresh SQLite file.
 """
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from bot.app import create_app  # noqa: E402
 from bot.config import (  # noqa: E402
@@ -42,6 +44,7 @@ from bot.members.members import create_member  # noqa: E402
 from bot.members.models import Member, PointsEntry  # noqa: E402
 from bot.services import SERVICES  # noqa: E402
 from bot.storage import utcnow  # noqa: E402
+from bot.storage.models import Job  # noqa: E402
 from bot.wecom.crypto import CallbackCrypto  # noqa: E402
 
 KF = "wkBENCH"
@@ -89,6 +92,19 @@ async def one_round(driver: EmulatorDriver, state: EmulatorState, customers: int
     if len(delivered) < customers:
         raise SystemExit(f"round {round_no}: only {len(delivered)}/{customers} answers arrived within 60 s")
     return [(delivered[who] - started[who]) * 1000 for who in started]
+
+
+async def queue_drained(db, within: float = 120.0) -> None:
+    """Wait until no job is queued or running (due now: not tomorrow's housekeeping)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with db.engine.connect() as conn:
+            left = await conn.scalar(select(func.count()).select_from(Job).where(
+                Job.status.in_(("queued", "running")), Job.run_at <= time.time() + 30))
+        if not left:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("the queue did not drain between rounds")
 
 
 async def balance_read_times(db, config: MembersConfig, lengths: list[int]) -> list[tuple[int, float, float]]:
@@ -149,6 +165,7 @@ async def main(args: argparse.Namespace) -> None:
         driver = EmulatorDriver(state, callback_url, crypto, session)
         all_latencies = []
         for round_no in range(1, args.rounds + 1):
+            await queue_drained(services.db)
             latencies = await one_round(driver, state, args.customers, round_no)
             all_latencies += latencies
             print(f"round {round_no}: {args.customers} customers  p50 {percentile(latencies, 50):.0f} ms  "
