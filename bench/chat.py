@@ -94,6 +94,22 @@ async def one_round(driver: EmulatorDriver, state: EmulatorState, customers: int
     return [(delivered[who] - started[who]) * 1000 for who in started]
 
 
+async def fresh_servers(database_url: str, redis_url: str | None) -> None:
+    """PostgreSQL: the bench's database dropped and made again; its Redis database flushed."""
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    base, name = database_url.replace("+asyncpg", "").rsplit("/", 1)
+    admin = await asyncpg.connect(base + "/postgres")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    if redis_url:
+        client = aioredis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+
+
 async def queue_drained(db, within: float = 120.0) -> None:
     """Wait until no job is queued or running (due now: not tomorrow's housekeeping)."""
     deadline = time.monotonic() + within
@@ -142,6 +158,8 @@ async def main(args: argparse.Namespace) -> None:
     state.add_kf_account(KF)
     emulator, api_base = await start_emulator(state, port=0)
     database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench-chat.db"
+    if args.database_url:
+        await fresh_servers(args.database_url, args.redis_url)
     settings = load_settings(
         _env_file=None, database_url=database_url, redis_url=args.redis_url, wecom_corp_id=EMULATOR_CORP_ID,
         wecom_agent_id=EMULATOR_AGENT_ID, wecom_secret=EMULATOR_SECRET, wecom_token=EMULATOR_TOKEN,
@@ -156,8 +174,6 @@ async def main(args: argparse.Namespace) -> None:
     callback_url = f"http://127.0.0.1:{runner.addresses[0][1]}/wecom/callback"
     state.callback_url = callback_url
     services = app[SERVICES]
-    if args.database_url:  # an existing database: start from empty bench rows
-        print("note: using", services.settings.database_url.split("@")[-1])
     await seed(services.db, config, args.customers)
     crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
     connector = aiohttp.TCPConnector(limit=0)
@@ -182,6 +198,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url")
-    parser.add_argument("--redis-url")
+    parser.add_argument("--database-url", help="PostgreSQL URL: its database is dropped and made again")
+    parser.add_argument("--redis-url", help="Redis URL: its database is flushed")
     asyncio.run(main(parser.parse_args()))
