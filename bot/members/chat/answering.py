@@ -73,7 +73,6 @@ class Batch:
     def __init__(self, session: AsyncSession, db: Database, config: MembersConfig, open_kfid: str) -> None:
         self.session, self.db, self.config, self.open_kfid = session, db, config, open_kfid
         self.members: dict[str, snapshot.MemberSnapshot] = {}
-        self.soon: dict[int, tuple[int, dt.datetime]] = {}
         self.windows: dict[str, snapshot.Window] = {}
         self.general: set[str] = set()  # customers whose messages take the ORM path
 
@@ -81,11 +80,7 @@ class Batch:
         questions = [m for m in messages if _is_question(m)]
         customers = sorted({customer_of(m) for m in messages})
         self.general = {customer_of(m) for m in questions if _intent(m) not in SNAPSHOT_INTENTS}
-        self.members = await snapshot.members_of(self.session, customers)
-        asking_points = {self.members[who].id for who in {customer_of(m) for m in questions} - self.general
-                         if who in self.members}
-        self.soon = await snapshot.expiring_soon(self.session, sorted(asking_points),
-                                                 self.config.expiring_soon_days, utcnow())
+        self.members = await snapshot.members_of(self.session, customers, self.config.expiring_soon_days, utcnow())
         self.windows = await snapshot.windows_of(self.session, self.open_kfid,
                                                  sorted({customer_of(m) for m in questions}))
         self._open_windows(questions)
@@ -131,8 +126,7 @@ class Batch:
         if intent in MEMBERS_ONLY and member is None:
             return intent, join_hint(self.config)
         if intent == "points":
-            soon, first = self.soon.get(member.id, (0, None))
-            return intent, points_reply(member.points_balance, soon, first)
+            return intent, points_reply(member.points_balance, member.soon, member.first_soon)
         if intent == "help":
             return intent, help_menu()
         return "unknown", help_menu("抱歉，我没太明白。您可以点击下面的选项：")

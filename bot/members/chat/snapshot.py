@@ -1,8 +1,7 @@
 """What a batch of 微信客服 answers reads, in a few plain Core statements for all its customers.
 
-The hot questions (balance, help, greeting) need each asker's member row, the points lapsing soon
-and their conversation; reading those once per batch, without ORM objects, is most of what makes
-an answer cheap. Anything that writes (joining, the points mall) takes the general ORM path.
+The hot questions (balance, help, greeting) need each asker's member row with the points lapsing
+soon, and their conversation: two statements for the whole batch, without ORM objects. Anything that writes (joining, the points mall) takes the general ORM path.
 """
 
 from __future__ import annotations
@@ -10,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.members import ledger
 from bot.members.members import find_member
 from bot.members.models import KfConversation, Member, PointsLot
 
@@ -26,6 +26,8 @@ class MemberSnapshot:
     id: int
     member_no: str
     points_balance: int
+    soon: int = 0  # points lapsing within the configured days
+    first_soon: dt.datetime | None = None  # the first day some of them do
 
 
 @dataclass
@@ -48,40 +50,32 @@ class Window:
         return self.values() != self.stored
 
 
-async def members_of(session: AsyncSession, external_userids: list[str]) -> dict[str, MemberSnapshot]:
-    """The active member behind each customer (one statement; a merged record is followed as
-    find_member does)."""
+async def members_of(session: AsyncSession, external_userids: list[str], soon_days: int,
+                     now: dt.datetime) -> dict[str, MemberSnapshot]:
+    """The active member behind each customer with their points lapsing within `soon_days`, in one
+    statement (a merged record is followed as find_member does)."""
     if not external_userids:
         return {}
+    lapsing = (_LOTS.c.member_id == _MEMBERS.c.id, _LOTS.c.remaining > 0, _LOTS.c.expires_at > now,
+               _LOTS.c.expires_at <= now + dt.timedelta(days=soon_days))
     rows = (await session.execute(
         select(_MEMBERS.c.external_userid, _MEMBERS.c.id, _MEMBERS.c.member_no, _MEMBERS.c.points_balance,
-               _MEMBERS.c.merged_into_id).where(_MEMBERS.c.external_userid.in_(external_userids)))).all()
+               _MEMBERS.c.merged_into_id,
+               select(func.sum(_LOTS.c.remaining)).where(*lapsing).scalar_subquery().label("soon"),
+               select(func.min(_LOTS.c.expires_at)).where(*lapsing).scalar_subquery().label("first_soon"))
+        .where(_MEMBERS.c.external_userid.in_(external_userids)))).all()
     found = {}
     for row in rows:
         if row.merged_into_id is None:
-            found[row.external_userid] = MemberSnapshot(row.id, row.member_no, row.points_balance)
+            found[row.external_userid] = MemberSnapshot(row.id, row.member_no, row.points_balance, int(row.soon or 0),
+                                                        row.first_soon)
         else:  # rare: the merged record leads to the one it joined
             member = await find_member(session, external_userid=row.external_userid)
             if member is not None:
-                found[row.external_userid] = MemberSnapshot(member.id, member.member_no, member.points_balance)
+                soon, first = await ledger.expiring_soon(session, member.id, soon_days, now)
+                found[row.external_userid] = MemberSnapshot(member.id, member.member_no, member.points_balance,
+                                                            soon, first)
     return found
-
-
-async def expiring_soon(session: AsyncSession, member_ids: list[int], within_days: int,
-                        now: dt.datetime) -> dict[int, tuple[int, dt.datetime]]:
-    """member id → (points lapsing within `within_days`, the first date they do), one statement."""
-    if not member_ids:
-        return {}
-    lots = (await session.execute(
-        select(_LOTS.c.member_id, _LOTS.c.remaining, _LOTS.c.expires_at).where(
-            _LOTS.c.member_id.in_(member_ids), _LOTS.c.remaining > 0, _LOTS.c.expires_at > now,
-            _LOTS.c.expires_at <= now + dt.timedelta(days=within_days))
-        .order_by(_LOTS.c.member_id, _LOTS.c.expires_at))).all()
-    soon: dict[int, tuple[int, dt.datetime]] = {}
-    for lot in lots:
-        total, first = soon.get(lot.member_id, (0, lot.expires_at))
-        soon[lot.member_id] = (total + lot.remaining, first)
-    return soon
 
 
 async def windows_of(session: AsyncSession, open_kfid: str, external_userids: list[str]) -> dict[str, Window]:
