@@ -3,8 +3,10 @@
     .venv/bin/python bench/chat.py [--customers 200] [--rounds 3] [--database-url URL] [--redis-url URL]
 
 The service runs with its in-process job runner against the local WeCom emulator, both over real
-HTTP on localhost. Latency per customer: from the start of the kf_msg_or_event callback POST to
-the answer reaching the emulator (kf/send_msg delivered). Then the points balance read is timed
+HTTP on localhost. Each round is one burst: every customer writes at the same moment (one
+kf_msg_or_event callback each), and the next round starts once the service's queue is empty, so a
+round measures a burst, not a burst plus the tail of the one before. Latency per customer: from
+the start of the callback POST to the answer reaching the emulator (kf/send_msg delivered). Then the points balance read is timed
 for members whose ledgers hold 10 … 100,000 entries. Without --database-url: a fresh SQLite file.
 """
 
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from bot.app import create_app  # noqa: E402
 from bot.config import (  # noqa: E402
@@ -42,6 +44,7 @@ from bot.members.members import create_member  # noqa: E402
 from bot.members.models import Member, PointsEntry  # noqa: E402
 from bot.services import SERVICES  # noqa: E402
 from bot.storage import utcnow  # noqa: E402
+from bot.storage.models import Job  # noqa: E402
 from bot.wecom.crypto import CallbackCrypto  # noqa: E402
 
 KF = "wkBENCH"
@@ -91,6 +94,35 @@ async def one_round(driver: EmulatorDriver, state: EmulatorState, customers: int
     return [(delivered[who] - started[who]) * 1000 for who in started]
 
 
+async def fresh_servers(database_url: str, redis_url: str | None) -> None:
+    """PostgreSQL: the bench's database dropped and made again; its Redis database flushed."""
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    base, name = database_url.replace("+asyncpg", "").rsplit("/", 1)
+    admin = await asyncpg.connect(base + "/postgres")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    if redis_url:
+        client = aioredis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+
+
+async def queue_drained(db, within: float = 120.0) -> None:
+    """Wait until no job is queued or running (due now: not tomorrow's housekeeping)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with db.engine.connect() as conn:
+            left = await conn.scalar(select(func.count()).select_from(Job).where(
+                Job.status.in_(("queued", "running")), Job.run_at <= time.time() + 30))
+        if not left:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("the queue did not drain between rounds")
+
+
 async def balance_read_times(db, config: MembersConfig, lengths: list[int]) -> list[tuple[int, float, float]]:
     """(ledger length, median µs to read the balance, median ms for the whole points answer)."""
     results = []
@@ -126,6 +158,8 @@ async def main(args: argparse.Namespace) -> None:
     state.add_kf_account(KF)
     emulator, api_base = await start_emulator(state, port=0)
     database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench-chat.db"
+    if args.database_url:
+        await fresh_servers(args.database_url, args.redis_url)
     settings = load_settings(
         _env_file=None, database_url=database_url, redis_url=args.redis_url, wecom_corp_id=EMULATOR_CORP_ID,
         wecom_agent_id=EMULATOR_AGENT_ID, wecom_secret=EMULATOR_SECRET, wecom_token=EMULATOR_TOKEN,
@@ -140,8 +174,6 @@ async def main(args: argparse.Namespace) -> None:
     callback_url = f"http://127.0.0.1:{runner.addresses[0][1]}/wecom/callback"
     state.callback_url = callback_url
     services = app[SERVICES]
-    if args.database_url:  # an existing database: start from empty bench rows
-        print("note: using", services.settings.database_url.split("@")[-1])
     await seed(services.db, config, args.customers)
     crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
     connector = aiohttp.TCPConnector(limit=0)
@@ -149,6 +181,7 @@ async def main(args: argparse.Namespace) -> None:
         driver = EmulatorDriver(state, callback_url, crypto, session)
         all_latencies = []
         for round_no in range(1, args.rounds + 1):
+            await queue_drained(services.db)
             latencies = await one_round(driver, state, args.customers, round_no)
             all_latencies += latencies
             print(f"round {round_no}: {args.customers} customers  p50 {percentile(latencies, 50):.0f} ms  "
@@ -165,6 +198,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url")
-    parser.add_argument("--redis-url")
+    parser.add_argument("--database-url", help="PostgreSQL URL: its database is dropped and made again")
+    parser.add_argument("--redis-url", help="Redis URL: its database is flushed")
     asyncio.run(main(parser.parse_args()))

@@ -12,7 +12,7 @@ router = Router("customer_chat")
 
 @router.on(msg_type="event", event="kf_msg_or_event")
 async def kf_messages_arrived(ctx: EventContext) -> None:
-    # The dispatcher's lock middleware holds `customer:<OpenKfId>` around this: one sync per account.
+    # No KV lock around this: one sync at a time per account is the cursor's row lock (kf_sync.py).
     open_kfid = ctx.event.get("OpenKfId")
     if not open_kfid:
         ctx.log.warning("kf_msg_or_event without OpenKfId; nothing to sync")

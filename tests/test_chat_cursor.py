@@ -11,7 +11,6 @@ from sqlalchemy import func, select, update
 
 from bot.app import create_app
 from bot.members.chat import answering, kf_sync
-from bot.members.config import members_config
 from bot.members.models import KfCursor, KfMessage
 from bot.services import SERVICES
 from bot.storage.models import Job
@@ -62,7 +61,7 @@ async def test_the_cursor_survives_a_restart_and_a_lost_cursor_answers_nothing_t
 
 async def test_a_crash_before_commit_rereads_and_answers_exactly_once(world, chat_cfg, monkeypatch):
     await prepared(world, chat_cfg, "wm-b")
-    real, calls = answering.answer_message, []
+    real, calls = answering.answer_messages, []
 
     async def crash_once(*args, **kwargs):
         calls.append(1)
@@ -70,7 +69,7 @@ async def test_a_crash_before_commit_rereads_and_answers_exactly_once(world, cha
             raise RuntimeError("worker died mid-way")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(answering, "answer_message", crash_once)
+    monkeypatch.setattr(kf_sync, "answer_messages", crash_once)
     await world.driver.customer_writes_kf(KF, "wm-b", "积分")
     answers = await wait_for_replies(world, "wm-b", 1)
     await asyncio.sleep(0.2)
@@ -106,16 +105,13 @@ class FakeKf:
 
 
 async def intake_then_answer(db, messages: list[dict]) -> tuple[int, list[dict]]:
-    """Take the messages in as a callback would, then work out the queued job's answers."""
+    """Take the messages in as a callback would; the answers its send job carries."""
     services = SimpleNamespace(db=db, wecom=SimpleNamespace(kf=FakeKf(messages)))
     async with db.session() as session, session.begin():
         taken = await kf_sync.sync_and_answer(session, services, KF, token=None)
     async with db.session() as session:
-        [job] = (await session.scalars(select(Job).where(Job.kind == kf_sync.ANSWER_JOB))).all()
-    async with db.session() as session, session.begin():
-        answers = await answering.answer_messages(session, db, members_config(), KF, job.payload["external_userid"],
-                                                  job.payload["messages"])
-    return taken, answers
+        jobs = (await session.scalars(select(Job).where(Job.kind == answering.SEND_JOB))).all()
+    return taken, [answer for job in jobs for answer in job.payload["answers"]]
 
 
 def text_message(msgid: str, customer: str, sent: int, content: str) -> dict:

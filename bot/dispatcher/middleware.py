@@ -18,8 +18,9 @@ async def log_context(handler, ctx: EventContext):
 
 
 def customer_of(event) -> str | None:
-    """Whose events must not race: the customer, or the 微信客服 account."""
-    return event.external_user_id or event.get("OpenKfId") or None
+    """Whose events must not race: the customer. (A 微信客服 account's callbacks take no lock here:
+    its sync holds the cursor's row lock, and a callback already synced returns before taking it.)"""
+    return event.external_user_id or None
 
 
 def customer_lock_for(kv, customer: str | None):

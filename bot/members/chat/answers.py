@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +15,7 @@ from bot.members.chat.replies import Reply, day, help_menu, menu, opening_hours,
 from bot.members.config import MembersConfig
 from bot.members.errors import MemberError
 from bot.members.members import create_member, find_member
-from bot.members.models import KfConversation, Member
+from bot.members.models import Member
 from bot.members.welcome import grant_welcome_benefit
 from bot.stores.models import Guide, Store
 
@@ -22,13 +24,19 @@ MALL_REFUSALS = {"out_of_stock": "这张券已经兑完了", "per_member_limit":
                  "template_not_found": "没有找到这张券"}
 
 
+class Conversation(Protocol):
+    """The part of the customer's conversation an answer reads and writes (see answering.Window)."""
+
+    pending: dict | None
+
+
 @dataclass
 class Asker:
-    """Who wrote: the customer, their member record (if any) and their conversation row."""
+    """Who wrote: the customer, their member record (if any) and their conversation."""
 
     external_userid: str
     member: Member | None
-    conversation: KfConversation
+    conversation: Conversation
     msgid: str
 
 
@@ -38,9 +46,13 @@ def join_hint(config: MembersConfig) -> Reply:
 
 
 async def points(session: AsyncSession, config: MembersConfig, asker: Asker) -> Reply:
-    member = asker.member
-    soon, first = await ledger.expiring_soon(session, member.id, config.expiring_soon_days)
-    lines = [f"您当前有 {member.points_balance} 积分。"]
+    soon, first = await ledger.expiring_soon(session, asker.member.id, config.expiring_soon_days)
+    return points_reply(asker.member.points_balance, soon, first)
+
+
+def points_reply(balance: int, soon: int, first: dt.datetime | None) -> Reply:
+    """The balance, and the points lapsing soon (`soon` of them, the first on `first`)."""
+    lines = [f"您当前有 {balance} 积分。"]
     if soon:
         lines.append(f"其中 {soon} 积分将于 {day(first)} 到期，记得及时使用哦。")
     lines.append("回复「积分商城」可以用积分兑换优惠券。")

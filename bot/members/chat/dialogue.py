@@ -8,13 +8,12 @@ from bot.members.chat import answers
 from bot.members.chat.intents import classify
 from bot.members.chat.replies import Reply, help_menu
 from bot.members.config import MembersConfig
-from bot.members.models import KfConversation
 
 MEMBERS_ONLY = {"points", "coupons", "mall", "mall_item", "mall_confirm"}
 
 
 async def answer_message(
-    session: AsyncSession, config: MembersConfig, message: dict, conversation: KfConversation
+    session: AsyncSession, config: MembersConfig, message: dict, conversation: answers.Conversation
 ) -> tuple[str, Reply]:
     """(intent, reply) for a customer's text (or menu tap); anything else gets the help menu."""
     content = (message.get("text") or {}) if message.get("msgtype") == "text" else {}
@@ -52,7 +51,12 @@ async def answer_message(
 async def welcome_reply(session: AsyncSession, config: MembersConfig, external_userid: str) -> Reply:
     """enter_session: greet by membership, with the menu."""
     member = await answers.load_member(session, external_userid)
-    if member is None:
+    return welcome_menu(config, None if member is None else member.points_balance)
+
+
+def welcome_menu(config: MembersConfig, points_balance: int | None) -> Reply:
+    """The greeting for a member with this balance, or (None) for someone not a member yet."""
+    if points_balance is None:
         how = "回复「入会」免费成为会员，" if config.chat_join_enabled else ""
         return help_menu(f"欢迎光临！{how}我可以帮您：")
-    return help_menu(f"欢迎回来！您当前有 {member.points_balance} 积分，我可以帮您：")
+    return help_menu(f"欢迎回来！您当前有 {points_balance} 积分，我可以帮您：")

@@ -1,13 +1,13 @@
-"""Pull 微信客服 messages from the stored cursor; each message is taken in exactly once.
+"""Pull 微信客服 messages from the stored cursor; each message is taken in and answered exactly once.
 
 Runs inside the inbox handler's transaction, under the per-account KV lock of the dispatcher
-(`customer:<OpenKfId>`) and a row lock on the cursor. The cursor, the taken-in msgids and one
-answering job per customer commit together: a crash before the commit re-reads the same messages;
-after it, they are never read again. The msgids are kept as well, so a cursor that WeCom replays
-(or one restored from a backup) still cannot answer a message twice.
+(`customer:<OpenKfId>`) and a row lock on the cursor. The cursor, the taken-in msgids, their
+answers and one job that sends them commit together: a crash before the commit re-reads the same
+messages; after it, they are never read again. The msgids are kept as well, so a cursor that
+WeCom replays (or one restored from a backup) still cannot answer a message twice.
 
-Intake is a few statements per page whatever its size; the answers are worked out by the
-`kf.answer` jobs, customers in parallel, each customer's messages in order (answering.py).
+A whole burst is one sync: every page read in one go, its messages answered in one batch
+(answering.py), a callback whose messages a committed sync already read costs no sync at all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import datetime as dt
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.jobs import insert_jobs, job_row
+from bot.members.chat.answering import answer_messages, customer_of, queue_sending
 from bot.members.config import members_config
 from bot.members.models import KfCursor, KfMessage
 from bot.storage import Database, utcnow
@@ -26,20 +26,21 @@ from bot.wecom.client import WeComAPIError
 
 MAX_PAGES = 50  # per callback: WeCom may answer empty pages with has_more=1; the next callback resumes
 INVALID_SYNC_TOKEN = 95007
-ANSWER_JOB = "kf.answer"
 # received_at is stamped by the web process, synced_at by a worker: allow for their clocks to differ.
 CLOCK_MARGIN = dt.timedelta(milliseconds=50)
 SYNCED_TTL_SECONDS = 600  # a callback older than this is long past its sync anyway
+_CURSORS = KfCursor.__table__
+_MESSAGES = KfMessage.__table__
 
 
-async def _locked_cursor(session: AsyncSession, db: Database, open_kfid: str) -> KfCursor:
-    locked = select(KfCursor).where(KfCursor.open_kfid == open_kfid).with_for_update() \
-        .execution_options(populate_existing=True)
-    row = await session.scalar(locked)
+async def _locked_cursor(session: AsyncSession, db: Database, open_kfid: str):
+    """(cursor, synced_at) of the account, its row locked until the commit."""
+    locked = select(_CURSORS.c.cursor, _CURSORS.c.synced_at).where(_CURSORS.c.open_kfid == open_kfid).with_for_update()
+    row = (await session.execute(locked)).first()
     if row is None:  # the account's first message
-        await session.execute(db.insert(KfCursor).values(open_kfid=open_kfid, cursor="", updated_at=utcnow())
+        await session.execute(db.insert(_CURSORS).values(open_kfid=open_kfid, cursor="", updated_at=utcnow())
                               .on_conflict_do_nothing(index_elements=["open_kfid"]))
-        row = await session.scalar(locked)
+        row = (await session.execute(locked)).first()
     return row
 
 
@@ -69,61 +70,53 @@ async def _page(kf, open_kfid: str, cursor: str, token: str | None) -> dict:
         return await kf.sync_msg(open_kfid=open_kfid, cursor=cursor or None, limit=1000)
 
 
-def _customer_of(message: dict) -> str:
-    if message.get("msgtype") == "event":
-        return (message.get("event") or {}).get("external_userid") or message.get("external_userid") or ""
-    return message.get("external_userid") or ""
-
-
 async def sync_and_answer(
     session: AsyncSession, services, open_kfid: str, token: str | None, received_at: dt.datetime | None = None
 ) -> int:
-    """Take in everything new for the account and queue its answering; returns messages taken in.
+    """Take in everything new for the account, answer it and queue the sending; returns messages taken in.
 
     `received_at`: when this callback arrived. A sync that began after that has already read every
     message the callback announces (WeCom queues a message before it calls back), so a burst of
     callbacks costs one read, not one each.
     """
-    row = await _locked_cursor(session, services.db, open_kfid)
+    db = services.db
+    row = await _locked_cursor(session, db, open_kfid)
     if received_at is not None and row.synced_at is not None and row.synced_at >= received_at + CLOCK_MARGIN:
         return 0
-    row.synced_at = utcnow()
+    synced_at = utcnow()
     # Known to the other callbacks of the burst once committed (never before: a rolled-back sync read nothing).
-    synced, kv = row.synced_at.timestamp(), getattr(services, "kv", None)
+    kv = getattr(services, "kv", None)
     if kv is not None:
         event.listen(session.sync_session, "after_commit",
-                     lambda _session: _remember_sync(kv, open_kfid, synced), once=True)
-    cursor, taken = row.cursor, 0
+                     lambda _session: _remember_sync(kv, open_kfid, synced_at.timestamp()), once=True)
+    cursor, new = row.cursor, []
     for _ in range(MAX_PAGES):
         page = await _page(services.wecom.kf, open_kfid, cursor, token)
-        taken += await _take_in(session, services.db, open_kfid, page.get("msg_list") or [])
+        new += await _take_in(session, db, open_kfid, page.get("msg_list") or [])
         cursor = page.get("next_cursor") or cursor
         if not page.get("has_more"):
             break
-    row.cursor = cursor
-    return taken
+    await session.execute(_CURSORS.update().where(_CURSORS.c.open_kfid == open_kfid)
+                          .values(cursor=cursor, synced_at=synced_at, updated_at=utcnow()))
+    await queue_sending(session, await answer_messages(session, db, members_config(), open_kfid, new))
+    return len(new)
 
 
-async def _take_in(session: AsyncSession, db: Database, open_kfid: str, messages: list[dict]) -> int:
-    """Record the page's new msgids (one statement) and queue one answering job per customer."""
-    messages = [m for m in messages if m.get("msgid") and _customer_of(m)]
+async def _take_in(session: AsyncSession, db: Database, open_kfid: str, messages: list[dict]) -> list[dict]:
+    """Record the page's msgids (one statement); the messages not seen before, in WeCom's order."""
+    messages = [m for m in messages if m.get("msgid") and customer_of(m)]
     if not messages:
-        return 0
+        return []
     now = utcnow()
     inserted = await session.execute(
-        db.insert(KfMessage).values([
-            {"msgid": str(m["msgid"])[:64], "open_kfid": open_kfid, "external_userid": _customer_of(m)[:64],
+        db.insert(_MESSAGES).values([
+            {"msgid": str(m["msgid"])[:64], "open_kfid": open_kfid, "external_userid": customer_of(m)[:64],
              "intent": "", "handled_at": now} for m in messages])
-        .on_conflict_do_nothing(index_elements=["msgid"]).returning(KfMessage.msgid))
+        .on_conflict_do_nothing(index_elements=["msgid"]).returning(_MESSAGES.c.msgid))
     new = set(inserted.scalars())
-    by_customer: dict[str, list[dict]] = {}
-    for message in messages:  # in WeCom's order: a customer's tap and confirmation stay in order
+    taken = []
+    for message in messages:  # a msgid twice in one page is still answered once
         if str(message["msgid"])[:64] in new:
-            by_customer.setdefault(_customer_of(message), []).append(message)
-    if by_customer:
-        priority = members_config().chat_reply_priority
-        await insert_jobs(session, [
-            job_row(ANSWER_JOB, {"open_kfid": open_kfid, "external_userid": who, "messages": batch},
-                    dedupe_key=f"{ANSWER_JOB}:{batch[0]['msgid']}", priority=priority)
-            for who, batch in by_customer.items()])
-    return len(new)
+            new.discard(str(message["msgid"])[:64])
+            taken.append(message)
+    return taken
