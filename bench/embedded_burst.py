@@ -80,8 +80,10 @@ async def main(args) -> dict:
            "WECOM_AGENT_ID": str(EMULATOR_AGENT_ID), "WECOM_SECRET": EMULATOR_SECRET, "WECOM_TOKEN": EMULATOR_TOKEN,
            "WECOM_ENCODING_AES_KEY": EMULATOR_AES_KEY, "WECOM_API_BASE_URL": api_base,
            "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "MEMBERS_JOIN_BONUS_POINTS": "100"}
-    for name in ("REDIS_URL", "WECOM_API_CALLS_PER_MINUTE"):  # the embedded default, the default limit
-        env.pop(name, None)
+    env.pop("REDIS_URL", None)  # the embedded default
+    env.pop("WECOM_API_CALLS_PER_MINUTE", None)  # the service's default (10,000), unless told
+    if args.wecom_limit and args.wecom_limit != 10_000:
+        env["WECOM_API_CALLS_PER_MINUTE"] = str(args.wecom_limit)  # a scaled-down WeCom: the same limit
     service = pipeline.Service(env, False, workdir)
     crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
     rng = random.Random(args.seed)
@@ -193,7 +195,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="add events per second (open loop)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--wecom-limit", type=int, default=10_000,
-                        help="the emulator's calls per API per minute (WeCom: 10,000); 0 = no limit")
+                        help="the emulator's calls per API per minute (WeCom: 10,000; another value is also "
+                             "given to the service as WECOM_API_CALLS_PER_MINUTE); 0 = no limit")
     parser.add_argument("--align", action="store_true", help="start the burst at a wall-clock minute")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", help="also write the result to this file")

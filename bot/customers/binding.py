@@ -14,8 +14,8 @@ import logging
 import time
 from collections import deque
 
-from sqlalchemy import event as event_api
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import event as event_api
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.catalog import catalog_for
