@@ -124,7 +124,7 @@ async def main(args) -> dict:
             names = [f"wmB{i:06d}" for i in range(count)]
             calls_before, cpu_before = len(state.calls), service.cpu_seconds()
             burst_started = time.time()
-            posting = await pipeline.open_loop(count, args.rate, lambda i: add(names[i]))
+            posting, unanswered = await _open_loop(count, args.rate, lambda i: add(names[i]))
             burst_ended = time.time()
             await pipeline.wait_until(lambda: _backlog_gone(url), 600, "the backlog to drain")
             drained = time.time()
@@ -143,7 +143,7 @@ async def main(args) -> dict:
     full_minutes = [minute for minute in per_minute if burst_started <= minute * 60 and (minute + 1) * 60 <= drained]
     over_limit = {str(minute * 60 - int(burst_started // 60) * 60): per_minute[minute] for minute in sorted(per_minute)}
     result = {
-        "adds": count, "rate": args.rate, "posting_s": round(posting, 1), "wecom_limit_per_minute": args.wecom_limit,
+        "adds": count, "rate": args.rate, "posting_s": round(posting, 1), "callbacks_never_answered_200": unanswered, "wecom_limit_per_minute": args.wecom_limit,
         "aligned_to_minute": args.align, "burst_started_at_second": round(burst_started % 60, 1),
         "intake_ms": _percentiles([answer * 1000 for at, answer in intake if at >= burst_started]),
         "welcomed": len(latencies), "welcome_s": _percentiles(latencies),
@@ -157,6 +157,18 @@ async def main(args) -> dict:
     }
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return result
+
+
+async def _open_loop(count: int, rate: float, act) -> tuple[float, int]:
+    """As pipeline_cpu.open_loop, but a callback WeCom gave up on (3 tries unanswered) is counted."""
+    started, tasks = time.perf_counter(), []
+    for i in range(count):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(act(i)))
+    results = await asyncio.gather(*tasks)
+    return time.perf_counter() - started, sum(1 for result in results if result.get("http_status") != 200)
 
 
 async def _backlog_gone(url: str) -> bool:
