@@ -19,7 +19,7 @@ async def test_over_the_limit_the_budget_is_used_and_expired_codes_cost_no_call(
         await asyncio.sleep(61 - time.time() % 60)
     world.services.wecom.limiter.calls_per_minute = 2
     expired_before = WELCOMES_EXPIRED._value.get()
-    world.emulator.clock = lambda: time.time() - 18  # each code has 2 s of its 20 left on arrival
+    world.emulator.clock = lambda: time.time() - 15  # each code has 5 s of its 20 left on arrival
     for external_userid in ("wm1", "wm2", "wm3", "wm4"):
         await world.driver.customer_adds_guide(external_userid, guide)
 
@@ -27,8 +27,8 @@ async def test_over_the_limit_the_budget_is_used_and_expired_codes_cost_no_call(
         return len([c for c in world.emulator.calls_to(WELCOME_PATH) if c["errcode"] == 0]) == 2
 
     await until(two_sent)
-    await asyncio.sleep(2.5)  # the deferred two are past their 20 s now
-    async with world.services.db.session() as session, session.begin():  # due now, not next minute
+    await asyncio.sleep(5.5)  # the deferred two are past their 20 s now
+    async with world.services.db.session() as session, session.begin():  # due now, if still queued
         await session.execute(update(Job).where(Job.kind == "customers.welcome", Job.status == "queued")
                               .values(run_at=time.time()))
     await until(lambda: _is(WELCOMES_EXPIRED._value.get() == expired_before + 2))
