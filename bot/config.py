@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     wecom_encoding_aes_key: str = ""
     wecom_api_base_url: str = REAL_WECOM_API
     wecom_callback_max_skew_seconds: int = Field(600, ge=0)
-    wecom_api_calls_per_minute: int = Field(6000, ge=1)
+    wecom_api_calls_per_minute: int = Field(10000, ge=1)  # WeCom: 10,000 per API per minute
     wecom_group_send_cap_per_month: int = Field(4, ge=1)
 
     database_url: str = "sqlite+aiosqlite:///./wecom-assistant.db"

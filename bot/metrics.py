@@ -24,7 +24,7 @@ JOB_LATENCY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
-QUEUE_DEPTH = Gauge("jobs_queue_depth", "Jobs waiting or running, by status", ["status"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge("jobs_queue_depth", "Jobs queued, running or dead, by status (counted up to 10,000)", ["status"], registry=REGISTRY)
 WECOM_CALLS = Counter(
     "wecom_api_calls_total", "Calls to the WeCom API, by endpoint and errcode", ["endpoint", "errcode"],
     registry=REGISTRY,

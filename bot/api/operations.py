@@ -60,7 +60,7 @@ async def list_events(call: ApiCall) -> EventPage:
 
 class JobsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: str | None = Field(None, pattern="^(queued|running|done|dead)$")
+    status: str | None = Field(None, pattern="^(queued|running|done|dead|expired)$")
     kind: str | None = None
     limit: int = Field(50, ge=1, le=500)
 

@@ -163,7 +163,7 @@ async def _dispatch_in_one_transaction(job: JobContext, inbox_id: int, customer:
     services = job.services
     try:
         async with customer_lock_for(services.kv, customer), services.db.session() as session, session.begin():
-            plaintext = await session.scalar(claim_inbox_row(inbox_id, returning=_INBOX.c.plaintext))
+            plaintext = await session.scalar(*claim_inbox_row(inbox_id, returning=_INBOX.c.plaintext))
             if plaintext is None:
                 return  # handled (or ignored) by an earlier run
             ctx = EventContext(event=InboundEvent.from_xml(plaintext), inbox_id=inbox_id, services=services,

@@ -14,14 +14,14 @@ import logging
 import time
 from collections import deque
 
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import event as event_api
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.stores.contact_ways import STATE_MAX
-from bot.stores.funnel import code_that_showed, funnel_row
+from bot.stores.funnel import ATTRIBUTION_WINDOW, funnel_row
 from bot.stores.models import FunnelEvent
 
 log = logging.getLogger("bot.customers.binding")
@@ -71,32 +71,32 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
     if state and not decoded:
         log.warning("state %r does not decode; bound as direct", state)
     conn = await session.connection()
-    known = (await conn.execute(_customer_and_open_binding(external_userid, userid))).one()
+    # One prebuilt read (its cache key computed once): the customer, the open binding with this
+    # guide and, for a decoded state, the aggregated code whose landing page offered this guide.
+    known = (await conn.execute(_KNOWN, {
+        "external_userid": external_userid, "userid": userid, "shown_channel": channel_code if decoded else None,
+        "shown_since": now - ATTRIBUTION_WINDOW})).one()
     binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, greet once
     if binding_id is None:
-        qrcode_code = await code_that_showed(conn, userid, channel_code, now) if decoded else None
-        binding_id = await conn.scalar(insert(_BINDINGS).values(
-            external_userid=external_userid, guide_userid=userid, store_code=store_code,
-            channel_code=channel_code, state=state[:30] or None, qrcode_code=qrcode_code,
-            source="scan" if decoded else "direct", started_at=now,
-        ).returning(_BINDINGS.c.id))
+        qrcode_code = known.shown_code
+        binding_id = await conn.scalar(_INSERT_BINDING, {
+            "external_userid": external_userid, "guide_userid": userid, "store_code": store_code,
+            "channel_code": channel_code, "state": state[:30] or None, "qrcode_code": qrcode_code,
+            "source": "scan" if decoded else "direct", "started_at": now})
         attribution = {"guide_userid": userid, "store_code": store_code, "channel_code": channel_code,
                        "status": "bound", "bound_at": now, "updated_at": now}
         if known.customer_id is None:
-            await conn.execute(insert(_CUSTOMERS).values(
-                external_userid=external_userid, name="", gender=0, tags=[], first_bound_at=now, created_at=now,
-                **attribution))
+            await conn.execute(_INSERT_CUSTOMER, {
+                "external_userid": external_userid, "name": "", "gender": 0, "tags": [], "first_bound_at": now,
+                "created_at": now, **attribution})
         elif known.guide_userid is None or known.status != "bound":
             await conn.execute(update(_CUSTOMERS).where(_CUSTOMERS.c.id == known.customer_id).values(
                 first_bound_at=func.coalesce(_CUSTOMERS.c.first_bound_at, now), **attribution))
-        funnel = funnel_row(
-            "add", qrcode_code=qrcode_code, channel_code=channel_code, store_code=store_code,
-            guide_userid=userid, at=now, external_userid=external_userid,
-            undecodable_state=state if state and not decoded else None,
-        )
-        await conn.execute(insert(FunnelEvent.__table__).values(
-            {column.key: getattr(funnel, column.key) for column in FunnelEvent.__table__.columns
-             if column.key != "id"}))
+        details = {"external_userid": external_userid, "undecodable_state": state if state and not decoded else None}
+        await conn.execute(_INSERT_FUNNEL, {  # as funnel_row("add", ...) builds it, without the ORM object
+            "step": "add", "qrcode_code": qrcode_code, "channel_code": channel_code, "store_code": store_code,
+            "guide_userid": userid, "visitor": None, "at": now,
+            "details": {key: value for key, value in details.items() if value is not None}})
     # The new-member benefit is granted by the enrich job below, for the first binding of a customer.
     # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
     # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
@@ -113,20 +113,34 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
     return binding_id
 
 
-def _customer_and_open_binding(external_userid: str, userid: str):
-    """One row: the customer's id, attribution and first binding time, and their open binding with
-    this guide (all NULL for a customer never seen)."""
-    of_customer = _CUSTOMERS.c.external_userid == external_userid
+def _customer_and_open_binding():
+    """One row: the customer's id, attribution and first binding time, their open binding with this
+    guide (all NULL for a customer never seen), and the code that showed this guide for the channel
+    (bot.stores.funnel.code_that_showed; NULL when :shown_channel is NULL)."""
+    of_customer = _CUSTOMERS.c.external_userid == bindparam("external_userid")
 
     def column(name: str):
         return select(_CUSTOMERS.c[name]).where(of_customer).scalar_subquery().label(name)
 
+    funnel = FunnelEvent.__table__
     return select(
         column("id").label("customer_id"), column("guide_userid"), column("status"), column("first_bound_at"),
-        select(_BINDINGS.c.id).where(_BINDINGS.c.external_userid == external_userid,
-                                     _BINDINGS.c.guide_userid == userid, _BINDINGS.c.ended_at.is_(None))
+        select(_BINDINGS.c.id).where(_BINDINGS.c.external_userid == bindparam("external_userid"),
+                                     _BINDINGS.c.guide_userid == bindparam("userid"), _BINDINGS.c.ended_at.is_(None))
         .order_by(_BINDINGS.c.id.desc()).limit(1).scalar_subquery().label("open_binding_id"),
+        select(funnel.c.qrcode_code).where(
+            funnel.c.step.in_(("locate", "choose")), funnel.c.at >= bindparam("shown_since", type_=funnel.c.at.type),
+            funnel.c.guide_userid == bindparam("userid"), funnel.c.channel_code == bindparam("shown_channel"),
+        ).order_by(funnel.c.at.desc(), funnel.c.id.desc()).limit(1).scalar_subquery().label("shown_code"),
     )
+
+
+# Built once: SQLAlchemy keeps a statement's cache key with it, so the hot path neither builds
+# these nor walks them to find its compiled form.
+_KNOWN = _customer_and_open_binding()
+_INSERT_BINDING = insert(_BINDINGS).returning(_BINDINGS.c.id)
+_INSERT_CUSTOMER = insert(_CUSTOMERS)
+_INSERT_FUNNEL = insert(FunnelEvent.__table__)
 
 
 def _enrich_windows_queued(services) -> deque[int]:

@@ -297,7 +297,10 @@ class JobRunner:
                 return self._after_transient_fault(job, error, deadline)
             retry_after = getattr(exc, "retry_after", None)  # the WeCom client's RateLimited
             if retry_after is not None:
-                return Outcome(job, "queued", error=error, run_at=time.time() + float(retry_after), refund=True)
+                run_at = time.time() + float(retry_after)
+                if deadline is not None and run_at >= deadline:  # over the budget until it is too late
+                    return Outcome(job, "expired", error=f"deadline passes before the next try: {error}")
+                return Outcome(job, "queued", error=error, run_at=run_at, refund=True)
             if job.attempts >= job.max_attempts:
                 log.error("job dead after %s attempts: %s", job.attempts, error)
                 return Outcome(job, "dead", error=error)

@@ -14,7 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,10 +115,12 @@ async def new_member_sentence(services, external_userid: str, template_code: str
         return None
     code = template_code or config.welcome_template_code
     template = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
-    async with services.db.read_session() as session:  # reads only: no SQLite write lock
-        if (await session.execute(_customer_and_member(external_userid, added_at))).one().bound_before:
+    # One prebuilt Core read (no ORM session, no statement built per welcome); no SQLite write lock.
+    async with services.db.reading() as conn:
+        if await conn.scalar(_BOUND_BEFORE, {"external_userid": external_userid, "added_at": added_at}) is not None:
             return None
-        if template is None or template.stock is not None:  # to be created, or its stock to be read
+    if template is None or template.stock is not None:  # to be created, or its stock to be read
+        async with services.db.read_session() as session:
             return await describe_welcome_benefit(session, template_code, config)
     now = utcnow()
     _, until = coupons.validity(template, now)
@@ -243,18 +245,11 @@ async def _first_coupons(conn, members: list[tuple[int, str]], template: Templat
          "valid_from": start, "valid_until": until, "issued_at": now} for member_id, _ in members])
 
 
-def _customer_and_member(external_userid: str, added_at: dt.datetime):
-    """One row: the customer's name and unionid, whether they were bound before, their member id."""
-    of_customer = Customer.external_userid == external_userid
-    unionid = select(Customer.unionid).where(of_customer).scalar_subquery()
-    return select(
-        select(Customer.name).where(of_customer).scalar_subquery().label("name"),
-        unionid.label("unionid"),
-        select(Customer.id).where(of_customer, Customer.first_bound_at < added_at).scalar_subquery()
-        .label("bound_before"),
-        select(Member.id).where(or_(Member.external_userid == external_userid, Member.unionid == unionid))
-        .limit(1).scalar_subquery().label("member_id"),
-    )
+# The welcome's one read: was this customer bound before the add? (Built once: see binding._KNOWN.)
+_BOUND_BEFORE = select(Customer.__table__.c.id).where(
+    Customer.__table__.c.external_userid == bindparam("external_userid"),
+    Customer.__table__.c.first_bound_at < bindparam("added_at", type_=Customer.__table__.c.first_bound_at.type),
+).limit(1)
 
 
 async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -> str:

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.storage.sqlite_driver import one_handoff_dbapi
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -104,8 +106,10 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
             # wait, whereas waiting on SQLite's lock is busy_timeout's sleep-and-poll (up to 100 ms).
+            # aiosqlite, one trip to its thread per statement (bot/storage/sqlite_driver.py).
+            driver = {"module": one_handoff_dbapi()} if url.startswith("sqlite+aiosqlite") else {}
             self.engine: AsyncEngine = create_async_engine(
-                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+                url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True, **driver
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)

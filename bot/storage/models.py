@@ -87,6 +87,9 @@ class Job(Base):
         # Retention deletes finished jobs oldest first.
         Index("ix_jobs_finished", "finished_at",
               sqlite_where=text("finished_at IS NOT NULL"), postgresql_where=text("finished_at IS NOT NULL")),
+        # The dead letters (few): /metrics counts them, the purge finds them by age.
+        Index("ix_jobs_dead", "finished_at",
+              sqlite_where=text("status = 'dead'"), postgresql_where=text("status = 'dead'")),
     )
 
 

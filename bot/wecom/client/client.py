@@ -55,7 +55,7 @@ class WeComClient:
         corp_id: str,
         secrets: dict[str, str],
         agent_id: int,
-        calls_per_minute: int = 6000,
+        calls_per_minute: int = 10000,
         timeout: float = 10,
         max_retries: int = 3,
         backoff: float = 0.5,
