@@ -7,29 +7,23 @@ A customer outside the caller's scope answers 404, as if it did not exist.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 import bot.customers.followup  # noqa: F401  (registers the welcome and enrich jobs)
 import bot.customers.handover  # noqa: F401  (registers the handover route)
-from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
-from bot.api.fields import MAX_BIGINT
+from bot.api.fields import MAX_BIGINT, NON_BLANK
 from bot.api.spec import ApiCall, api
+from bot.customers import history  # noqa: F401  (registers the orders and outreach routes)
 from bot.customers.models import Customer, CustomerBinding
+from bot.customers.scope import ROLES, scoped
+from bot.customers.search import customer_stage, join_member, linked_member, matches, phone_owners
+from bot.members.lifecycle import STAGES
+from bot.storage import utcnow
 from bot.stores.models import Channel, Guide, Store
-
-# Not the integration role: a till finds members through /api/v1/members and needs no customer lists.
-ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE]
-
-
-def scoped(statement, principal: Principal):
-    if principal.role == Role.STORE_MANAGER:
-        return statement.where(Customer.store_code.in_(principal.store_codes))
-    if principal.role == Role.GUIDE:
-        return statement.where(Customer.guide_userid == principal.guide_userid)
-    return statement
 
 
 class CustomersQuery(BaseModel):
@@ -39,6 +33,9 @@ class CustomersQuery(BaseModel):
     channel_code: str | None = None
     status: str | None = Field(None, pattern="^(bound|unbound)$")
     tag: str | None = Field(None, description="customers carrying this tag name")
+    q: str | None = Field(None, min_length=1, max_length=100, pattern=NON_BLANK,
+                          description="name (substring), member phone (exact) or external_userid (exact or prefix)")
+    stage: Literal[STAGES] | None = Field(None, description="lifecycle stage, as in the audience language")
     before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: customers older than this id")
     limit: int = Field(50, ge=1, le=500)
 
@@ -55,10 +52,13 @@ class CustomerRow(BaseModel):
     tags: list[str]
     first_bound_at: dt.datetime | None
     bound_at: dt.datetime | None
+    stage: str | None = Field(None, description="lifecycle stage (new_friend when not a member)")
+    member_no: str | None = Field(None, description="the linked member's number, if a member")
 
 
 class CustomerPage(BaseModel):
-    customers: list[CustomerRow]
+    items: list[CustomerRow]
+    customers: list[CustomerRow] = Field(description="the same rows as items (the older name)")
 
 
 class Named(BaseModel):
@@ -93,21 +93,32 @@ class CustomerDetail(CustomerRow):
            query=CustomersQuery, response=CustomerPage)
 async def list_customers(call: ApiCall) -> CustomerPage:
     q: CustomersQuery = call.query
-    statement = scoped(select(Customer), call.principal).order_by(Customer.id.desc())
+    member = linked_member()
+    stage = customer_stage(member, utcnow())
+    statement = join_member(scoped(select(Customer, stage, member.c.member_no), call.principal), member)
     for column, value in ((Customer.guide_userid, q.guide_userid), (Customer.store_code, q.store_code),
                           (Customer.channel_code, q.channel_code), (Customer.status, q.status)):
         if value is not None:
             statement = statement.where(column == value)
+    if q.stage is not None:
+        statement = statement.where(stage == q.stage)
     if q.before_id:
         statement = statement.where(Customer.id < q.before_id)
+    statement = statement.order_by(Customer.id.desc())
     async with call.services.db.session() as session:
+        if q.q is not None:
+            text = q.q.strip()
+            dialect = call.services.db.engine.dialect.name
+            statement = statement.where(matches(text, await phone_owners(session, text), dialect))
         if q.tag is None:
-            rows = (await session.scalars(statement.limit(q.limit))).all()
+            found = (await session.execute(statement.limit(q.limit))).all()
         else:
             # Tags are a JSON list; filter here so the query stays portable across databases.
-            rows = [row for row in (await session.scalars(statement.limit(q.limit * 20))).all()
-                    if q.tag in (row.tags or [])][: q.limit]
-    return CustomerPage(customers=[CustomerRow.model_validate(row) for row in rows])
+            found = [row for row in (await session.execute(statement.limit(q.limit * 20))).all()
+                     if q.tag in (row[0].tags or [])][: q.limit]
+    rows = [CustomerRow.model_validate(customer).model_copy(update={"stage": stage, "member_no": member_no})
+            for customer, stage, member_no in found]
+    return CustomerPage(items=rows, customers=rows)
 
 
 @api.route("GET", "/api/v1/customers/{external_userid}", summary="A customer: guide, store, channel, tags, history",
@@ -115,10 +126,13 @@ async def list_customers(call: ApiCall) -> CustomerPage:
 async def get_customer(call: ApiCall) -> CustomerDetail:
     external_userid = call.path["external_userid"]
     async with call.services.db.session() as session:
-        customer = await session.scalar(
-            scoped(select(Customer), call.principal).where(Customer.external_userid == external_userid))
-        if customer is None:
+        member = linked_member()
+        found = (await session.execute(join_member(
+            scoped(select(Customer, customer_stage(member, utcnow()), member.c.member_no), call.principal), member)
+            .where(Customer.external_userid == external_userid))).first()
+        if found is None:
             raise ApiError(404, "unknown_customer", f"no customer {external_userid!r}")
+        customer, stage, member_no = found
         bindings = (await session.scalars(
             select(CustomerBinding).where(CustomerBinding.external_userid == external_userid)
             .order_by(CustomerBinding.started_at, CustomerBinding.id))).all()
@@ -127,7 +141,7 @@ async def get_customer(call: ApiCall) -> CustomerDetail:
         store = customer.store_code and await session.scalar(select(Store).where(Store.code == customer.store_code))
         channel = customer.channel_code and await session.scalar(
             select(Channel).where(Channel.code == customer.channel_code))
-    row = CustomerRow.model_validate(customer).model_dump()
+    row = CustomerRow.model_validate(customer).model_dump() | {"stage": stage, "member_no": member_no}
     return CustomerDetail(
         **row, avatar=customer.avatar, gender=customer.gender, unionid=customer.unionid,
         guide=Named(code=guide.userid, name=guide.name) if guide else None,
