@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, func, literal, null, select, text, union_all
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
@@ -106,6 +106,7 @@ async def funnel(call: ApiCall) -> FunnelReport:
 class LeaderboardQuery(Period):
     period: Literal["day", "week"] = "day"
     store_code: str | None = None
+    top: int = Field(100, ge=1, le=10_000, description="ranks kept per day or week: the board's leaders")
 
 
 class LeaderRow(BaseModel):
@@ -134,47 +135,45 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     q: LeaderboardQuery = call.query
     start, end = q.bounds(7 if q.period == "day" else 56)
     dialect = call.services.db.engine.dialect.name
-    # Tallied in the database (GROUP BY period and guide): at a million customers the rows of a
-    # month are too many to fetch; only one row per guide and period comes back.
-    added_in = period_of(CustomerBinding.started_at, q.period, start, end, CHINA, dialect).label("period")
-    lost_in = period_of(CustomerBinding.ended_at, q.period, start, end, CHINA, dialect).label("period")
-    added = (select(added_in, CustomerBinding.guide_userid, func.max(CustomerBinding.store_code), func.count())
+    # Tallied and ranked in the database: at a million customers a month's bindings are too many
+    # to fetch, so only each period's leaders come back.
+    added = (select(period_of(CustomerBinding.started_at, q.period, start, end, CHINA, dialect).label("period"),
+                    CustomerBinding.guide_userid, func.max(CustomerBinding.store_code).label("added_store"),
+                    null().label("lost_store"), func.count().label("new"), literal(0).label("lost"))
              .where(CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
-                    CustomerBinding.source.in_(ADD_SOURCES))
-             .group_by(added_in, CustomerBinding.guide_userid))
-    lost = (select(lost_in, CustomerBinding.guide_userid, func.max(CustomerBinding.store_code), func.count())
+                    CustomerBinding.source.in_(ADD_SOURCES)))
+    lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, CHINA, dialect).label("period"),
+                   CustomerBinding.guide_userid, null().label("added_store"),
+                   func.max(CustomerBinding.store_code).label("lost_store"), literal(0).label("new"),
+                   func.count().label("lost"))
             .where(CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end,
-                   CustomerBinding.end_reason.in_(LOSSES))
-            .group_by(lost_in, CustomerBinding.guide_userid))
+                   CustomerBinding.end_reason.in_(LOSSES)))
     if call.principal.role == Role.STORE_MANAGER:
         added = added.where(CustomerBinding.store_code.in_(call.principal.store_codes))
         lost = lost.where(CustomerBinding.store_code.in_(call.principal.store_codes))
     if q.store_code:
         added = added.where(CustomerBinding.store_code == q.store_code)
         lost = lost.where(CustomerBinding.store_code == q.store_code)
-    tally: dict[tuple[dt.date, str], list] = {}
+    both = union_all(added.group_by(text("1"), CustomerBinding.guide_userid),
+                     lost.group_by(text("1"), CustomerBinding.guide_userid)).subquery()
+    board = (select(both.c.period, both.c.guide_userid,
+                    func.coalesce(func.max(both.c.added_store), func.max(both.c.lost_store)).label("store_code"),
+                    func.sum(both.c.new).label("new"), func.sum(both.c.lost).label("lost"))
+             .group_by(both.c.period, both.c.guide_userid)).subquery()
+    # Ties: fewer losses first, then userid in code-point order (as Python sorts).
+    userid = board.c.guide_userid.collate("C") if dialect == "postgresql" else board.c.guide_userid
+    ranked = select(board, func.row_number().over(
+        partition_by=board.c.period, order_by=(board.c.new.desc(), board.c.lost, userid)).label("rank")).subquery()
+    leaders = (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
+                      ranked.c.new, ranked.c.lost)
+               .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
+               .order_by(ranked.c.period.desc(), ranked.c.rank))
     async with call.services.db.session() as session:
-        for day, userid, store_code, count in (await session.execute(added)).all():
-            tally[(as_date(day), userid)] = [store_code, count, 0]
-        for day, userid, store_code, count in (await session.execute(lost)).all():
-            entry = tally.setdefault((as_date(day), userid), [store_code, 0, 0])
-            entry[0], entry[2] = entry[0] or store_code, count
-        guides = {userid for _, userid in tally}
-        named = select(Guide.userid, Guide.name)
-        if len(guides) <= 1000:  # beyond, reading every guide beats a parameter per guide
-            named = named.where(Guide.userid.in_(guides))
-        names = dict((await session.execute(named)).all())
-    by_day: dict[dt.date, list] = defaultdict(list)
-    for (day, userid), (store_code, new, gone) in tally.items():
-        by_day[day].append((-new, gone, userid, store_code))
-    rows: list[LeaderRow] = []
-    for day in sorted(by_day, reverse=True):
-        for rank, (new, gone, userid, store_code) in enumerate(sorted(by_day[day]), start=1):
-            # Built without re-validation: every value comes typed from the database (thousands of rows).
-            rows.append(LeaderRow.model_construct(period_start=day, rank=rank, guide_userid=userid,
-                                                  guide_name=names.get(userid, userid), store_code=store_code,
-                                                  new_friends=-new, lost=gone))
-    return Leaderboard.model_construct(period=q.period, rows=rows)
+        found = (await session.execute(leaders)).all()
+    return Leaderboard(period=q.period, rows=[
+        LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
+                  store_code=store_code, new_friends=new, lost=gone)
+        for day, rank, userid, name, store_code, new, gone in found])
 
 
 def as_date(value) -> dt.date:
