@@ -89,7 +89,7 @@ async def seed(url: str, customers: int) -> None:
             await conn.copy_records_to_table("outreach_recipients", records=recipients, columns=[
                 "source", "customer_id", "external_userid", "guide_userid", "store_code", "chunk", "status", "sent_at"])
             print(f"  seeded {min(start + batch, customers):,} customers", file=sys.stderr)
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM ANALYZE")  # what autovacuum does to a live table: index-only scans work
     finally:
         await conn.close()
 
@@ -131,6 +131,7 @@ async def measure(url: str, runs: int) -> dict[str, list[float]]:
             "search: name substring (rare)": (hq, "/api/v1/customers", {"limit": 21, "q": "客户42424"}),
             "search: name, 2 characters (common)": (hq, "/api/v1/customers", {"limit": 21, "q": "客户"}),
             "search: name, no match": (hq, "/api/v1/customers", {"limit": 21, "q": "无此人"}),
+            "search: name, 2 characters, no match": (hq, "/api/v1/customers", {"limit": 21, "q": "无人"}),
             "search: phone": (hq, "/api/v1/customers", {"limit": 21, "q": "13800424242"}),
             "search: external id exact": (hq, "/api/v1/customers", {"limit": 21, "q": "wm00424242"}),
             "search: external id prefix": (hq, "/api/v1/customers", {"limit": 21, "q": "wm004242"}),
@@ -189,7 +190,8 @@ async def main() -> int:
             print(f"seeded {args.customers:,} customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         else:  # the kept database may hold the users of an earlier run
             conn = await asyncpg.connect(url)
-            await conn.execute("DELETE FROM console_sessions; DELETE FROM console_users; ANALYZE")
+            await conn.execute("DELETE FROM console_sessions; DELETE FROM console_users")
+            await conn.execute("VACUUM ANALYZE")
             await conn.close()
         timings = await measure(url.replace("postgresql://", "postgresql+asyncpg://"), args.runs)
     finally:
