@@ -1,10 +1,12 @@
 """Customer search for the console: one box (`q`) and the lifecycle stage, as indexable SQL.
 
-`q` matches a customer's name (substring, any case), the phone of the member linked to the customer
-(exact) or the external_userid (exact or prefix). On PostgreSQL the name is served by a trigram
-index (pg_trgm, when the server has it) and the prefix by a pattern index (migration 0012); the
-phone is looked up first in the members' unique index, so the three branches combine as one
-indexed OR that the planner can answer newest-first.
+`q` matches a customer's name (any case: anywhere in it from 3 characters on, at its start for 1–2
+characters), the phone of the member linked to the customer (exact) or the external_userid (exact
+or prefix). On PostgreSQL a trigram index (pg_trgm, when the server has it) serves the name search
+and pattern indexes serve the prefixes (migration 0011_console_api); trigrams cannot find 2
+characters inside a name, so a short query searches the start of names, which an index can. The
+phone is looked up first in the members' unique index, so the branches combine as one indexed OR
+that the planner can answer newest-first.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.members.lifecycle import stage_expression
 from bot.members.models import Member
 
 LIKE_ESCAPE = "\\"
+SUBSTRING_FROM = 3  # characters: shorter queries match the start of names
 
 
 def like_literal(text: str) -> str:
@@ -54,7 +57,11 @@ def matches(q: str, phone_userids: list[str], dialect: str) -> ColumnElement[boo
         prefix = Customer.external_userid.like(literal + "%", escape=LIKE_ESCAPE)
     else:  # SQLite's LIKE ignores case
         prefix = func.substr(Customer.external_userid, 1, len(q)) == q
-    branches = [Customer.name.ilike("%" + literal + "%", escape=LIKE_ESCAPE), prefix]
+    if len(q) >= SUBSTRING_FROM:
+        name = Customer.name.ilike("%" + literal + "%", escape=LIKE_ESCAPE)
+    else:
+        name = func.lower(Customer.name).like(like_literal(q.lower()) + "%", escape=LIKE_ESCAPE)
+    branches = [name, prefix]
     if phone_userids:
         branches.append(Customer.external_userid.in_(phone_userids))
     return or_(*branches)

@@ -136,16 +136,13 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     start, end = q.bounds(7 if q.period == "day" else 56)
     dialect = call.services.db.engine.dialect.name
     # Tallied and ranked in the database: at a million customers a month's bindings are too many
-    # to fetch, so only each period's leaders come back.
+    # to fetch, so only each period's leaders come back. One row per add and per loss, one GROUP BY.
     added = (select(period_of(CustomerBinding.started_at, q.period, start, end, CHINA, dialect).label("period"),
-                    CustomerBinding.guide_userid, func.max(CustomerBinding.store_code).label("added_store"),
-                    null().label("lost_store"), func.count().label("new"), literal(0).label("lost"))
+                    CustomerBinding.guide_userid, CustomerBinding.store_code, literal(1).label("added"))
              .where(CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
                     CustomerBinding.source.in_(ADD_SOURCES)))
     lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, CHINA, dialect).label("period"),
-                   CustomerBinding.guide_userid, null().label("added_store"),
-                   func.max(CustomerBinding.store_code).label("lost_store"), literal(0).label("new"),
-                   func.count().label("lost"))
+                   CustomerBinding.guide_userid, CustomerBinding.store_code, literal(0).label("added"))
             .where(CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end,
                    CustomerBinding.end_reason.in_(LOSSES)))
     if call.principal.role == Role.STORE_MANAGER:
@@ -154,12 +151,13 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     if q.store_code:
         added = added.where(CustomerBinding.store_code == q.store_code)
         lost = lost.where(CustomerBinding.store_code == q.store_code)
-    both = union_all(added.group_by(text("1"), CustomerBinding.guide_userid),
-                     lost.group_by(text("1"), CustomerBinding.guide_userid)).subquery()
-    board = (select(both.c.period, both.c.guide_userid,
-                    func.coalesce(func.max(both.c.added_store), func.max(both.c.lost_store)).label("store_code"),
-                    func.sum(both.c.new).label("new"), func.sum(both.c.lost).label("lost"))
-             .group_by(both.c.period, both.c.guide_userid)).subquery()
+    events = union_all(added, lost).subquery()
+    board = (select(events.c.period, events.c.guide_userid,
+                    # The store of the guide's adds, else of their losses.
+                    func.coalesce(func.max(case((events.c.added == 1, events.c.store_code))),
+                                  func.max(events.c.store_code)).label("store_code"),
+                    func.sum(events.c.added).label("new"), func.sum(1 - events.c.added).label("lost"))
+             .group_by(events.c.period, events.c.guide_userid)).subquery()
     # Ties: fewer losses first, then userid in code-point order (as Python sorts).
     userid = board.c.guide_userid.collate("C") if dialect == "postgresql" else board.c.guide_userid
     ranked = select(board, func.row_number().over(
@@ -168,7 +166,9 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
                       ranked.c.new, ranked.c.lost)
                .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
                .order_by(ranked.c.period.desc(), ranked.c.rank))
-    async with call.services.db.session() as session:
+    async with call.services.db.session() as session, session.begin():
+        if dialect == "postgresql":  # a month of a large corp's adds is sorted in memory, not on disk
+            await session.execute(text("SET LOCAL work_mem = '64MB'"))
         found = (await session.execute(leaders)).all()
     return Leaderboard(period=q.period, rows=[
         LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,

@@ -1,8 +1,8 @@
 """The console at a million customers: search and per-customer indexes; the audit log names console users.
 
 Customer search (bot/customers/search.py): on PostgreSQL a trigram index on the name (pg_trgm, when
-the server offers it; without it the name search still works, scanning) and a pattern index for
-external_userid prefixes. A customer's orders, campaign sends and SOP steps by external_userid. The
+the server offers it; without it the name search still works, scanning) and pattern indexes for
+name (lower case) and external_userid prefixes. A customer's orders, campaign sends and SOP steps by external_userid. The
 PK board's date ranges over bindings and the funnel's over events, read from the index alone. Audit entries of console users keep user id and username
 instead of a negative token id.
 
@@ -46,6 +46,7 @@ def upgrade() -> None:
                             postgresql_ops={"name": "gin_trgm_ops"})
         op.create_index("ix_customers_external_userid_pattern", "customers", ["external_userid"],
                         postgresql_ops={"external_userid": "varchar_pattern_ops"})
+        op.create_index("ix_customers_name_prefix", "customers", [sa.text("lower(name) varchar_pattern_ops")])
         # The funnel's date range read from the index alone (no visit to the wide event rows).
         op.create_index("ix_funnel_events_at_covering", "funnel_events", ["at"],
                         postgresql_include=["step", "qrcode_code", "channel_code", "store_code", "guide_userid"])
@@ -83,4 +84,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_funnel_events_at_covering", "funnel_events")
         op.drop_index("ix_customers_external_userid_pattern", "customers")
+        op.drop_index("ix_customers_name_prefix", "customers")
         op.execute("DROP INDEX IF EXISTS ix_customers_name_trgm")  # pg_trgm itself stays: others may use it
