@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, func, literal, null, select, text, union_all
+from sqlalchemy import case, func, literal, select, text, union_all
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError

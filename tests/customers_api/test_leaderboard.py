@@ -42,7 +42,7 @@ async def bindings(crm):
     rng = random.Random(7)
     midnight = dt.datetime.combine(dt.datetime.now(CHINA).date(), dt.time(), CHINA).astimezone(dt.UTC)
     made = []
-    for n in range(400):
+    for _ in range(400):
         guide = rng.choice(sorted(GUIDES))
         # Many land on the very edges of a China-time day, where a UTC tally would go wrong.
         started = midnight - dt.timedelta(days=rng.randrange(70)) + rng.choice(

@@ -1,8 +1,10 @@
-"""A customer's orders and the outreach they received, for the console's customer page.
+"""The outreach a customer received, newest first, for the console's customer page: campaign group
+sends (one outreach recipient row per customer and campaign) and SOP steps (one run per customer
+and step: a group send or a guide task), merged.
 
-Both lists answer 404 for a customer outside the caller's scope, exactly as for an unknown one.
-Outreach merges two sources, newest first: campaign group sends (one outreach recipient row per
-customer and campaign) and SOP steps (one run per customer and step: a group send or a guide task).
+Scoped like the customer page: a customer outside the caller's scope answers 404, exactly as an
+unknown one. It sits with the console because it reads both the campaigns' and the SOP engine's
+tables, which no lower feature may.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, or_, select
 
 from bot.api.errors import ApiError
-from bot.api.fields import MAX_BIGINT
 from bot.api.spec import ApiCall, api
 from bot.customers.scope import ROLES, visible_customer
-from bot.members.models import Member, Order
 from sop.campaigns.models import Campaign
 from sop.engine.models import SopItem, SopRun, SopTemplate
 from sop.outreach.models import OutreachPlan, OutreachRecipient
@@ -26,56 +26,6 @@ CAMPAIGN = "campaign:"
 # A page cursor: kind, planned time in epoch microseconds, row id (see OutreachRow.cursor).
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 CURSOR = r"^(campaign|sop)-[0-9]{1,19}-[0-9]{1,19}$"
-
-
-class CustomerOrdersQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: orders older than this id")
-    limit: int = Field(50, ge=1, le=200)
-
-
-class CustomerOrderRow(BaseModel):
-    id: int
-    order_no: str
-    store_code: str | None
-    guide_userid: str | None
-    channel: str
-    amount_fen: int
-    refunded_fen: int = Field(description="amount_fen once refunded (a refund is always whole), else 0")
-    points_earned: int
-    coupon_codes: list[str]
-    items: list[dict]
-    status: str
-    paid_at: dt.datetime
-    created_at: dt.datetime
-    refunded_at: dt.datetime | None
-
-
-class CustomerOrderPage(BaseModel):
-    items: list[CustomerOrderRow]
-
-
-@api.route("GET", "/api/v1/customers/{external_userid}/orders", summary="A customer's orders, newest first",
-           roles=ROLES, query=CustomerOrdersQuery, response=CustomerOrderPage)
-async def customer_orders(call: ApiCall) -> CustomerOrderPage:
-    q: CustomerOrdersQuery = call.query
-    external_userid = call.path["external_userid"]
-    async with call.services.db.session() as session:
-        await visible_customer(session, call.principal, external_userid)
-        # An order recorded by phone before the member was linked to the customer carries only the member.
-        member_ids = (await session.scalars(select(Member.id).where(Member.external_userid == external_userid))).all()
-        mine = Order.external_userid == external_userid
-        statement = select(Order).where(or_(mine, Order.member_id.in_(member_ids)) if member_ids else mine)
-        if q.before_id:
-            statement = statement.where(Order.id < q.before_id)
-        orders = (await session.scalars(statement.order_by(Order.id.desc()).limit(q.limit))).all()
-    return CustomerOrderPage(items=[CustomerOrderRow(
-        id=order.id, order_no=order.order_no, store_code=order.store_code, guide_userid=order.guide_userid,
-        channel=order.channel, amount_fen=order.amount_fen,
-        refunded_fen=order.amount_fen if order.status == "refunded" else 0,
-        points_earned=order.points_earned, coupon_codes=order.coupon_codes or [], items=order.items or [],
-        status=order.status, paid_at=order.paid_at, created_at=order.created_at, refunded_at=order.refunded_at,
-    ) for order in orders])
 
 
 class CustomerOutreachQuery(BaseModel):
