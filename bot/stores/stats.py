@@ -183,14 +183,20 @@ def as_date(value) -> dt.date:
 def period_of(column, period: str, start: dt.datetime, end: dt.datetime, zone, dialect: str):
     """SQL: the local date (in `zone`) starting the day or the week (Monday) that `column` falls in.
 
-    PostgreSQL converts with its own time-zone rules; elsewhere the boundaries of the report's
-    periods (at most 367 days) are computed here and compared, which is as exact."""
+    PostgreSQL converts with its own time-zone rules. Elsewhere (SQLite), a zone whose UTC offset
+    does not change over the report shifts by that offset; one that does (summer time) compares
+    with the boundaries of each period, computed here."""
     if dialect == "postgresql":
         local = func.timezone(zone.key, column)
         return func.date(func.date_trunc("week", local) if period == "week" else local)
     step = dt.timedelta(days=7 if period == "week" else 1)
-    day, branches = period_start(start, period), []
+    days, day = [], period_start(start, period)
     while dt.datetime.combine(day, dt.time(), zone) < end:
-        branches.append((column < dt.datetime.combine(day + step, dt.time(), zone).astimezone(dt.UTC), day.isoformat()))
+        days.append(day)
         day += step
-    return case(*branches, else_=None) if branches else literal(None)
+    offsets = {dt.datetime.combine(d, dt.time(), zone).utcoffset() for d in [*days, day]}
+    if len(offsets) == 1:
+        shift = f"{offsets.pop() // dt.timedelta(minutes=1):+d} minutes"
+        return func.date(column, shift, "-6 days", "weekday 1") if period == "week" else func.date(column, shift)
+    return case(*[(column < dt.datetime.combine(d + step, dt.time(), zone).astimezone(dt.UTC), d.isoformat())
+                  for d in days], else_=None) if days else literal(None)

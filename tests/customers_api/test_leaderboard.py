@@ -86,3 +86,30 @@ async def test_board_matches_the_row_by_row_tally(crm, bindings, period, days):
         bindings, period, start, end, stores={"S1"})
     # Only each period's leaders, when asked (the default keeps 100).
     assert rows(await crm.get("/api/v1/stats/guides", top=2, **query)) == [r for r in expected if r[1] <= 2]
+
+
+@pytest.mark.parametrize("zone_name", ["Asia/Shanghai", "Europe/Berlin"])  # Berlin: summer time starts 2026-03-29
+async def test_periods_follow_the_zones_calendar_across_summer_time(crm, zone_name):
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from bot.stores.stats import as_date, period_of
+
+    zone = ZoneInfo(zone_name)
+    moments = [dt.datetime(2026, 3, day, hour, minute, tzinfo=dt.UTC)
+               for day in range(27, 31) for hour, minute in ((21, 59), (22, 0), (22, 59), (23, 0), (23, 30))]
+    async with crm.services.db.session() as session, session.begin():
+        for n, at in enumerate(moments):
+            session.add(CustomerBinding(external_userid=f"wmZ{n}", guide_userid="gz", source="scan", started_at=at))
+    start, end = dt.datetime(2026, 3, 20, tzinfo=dt.UTC), dt.datetime(2026, 4, 5, tzinfo=dt.UTC)
+    dialect = crm.services.db.engine.dialect.name
+    for period in ("day", "week"):
+        bucket = period_of(CustomerBinding.started_at, period, start, end, zone, dialect)
+        async with crm.services.db.session() as session:
+            found = (await session.execute(select(CustomerBinding.started_at, bucket)
+                                           .where(CustomerBinding.guide_userid == "gz"))).all()
+        for at, day in found:
+            local = at.astimezone(zone).date()
+            expected = local - dt.timedelta(days=local.weekday()) if period == "week" else local
+            assert as_date(day) == expected, (zone_name, period, at)
