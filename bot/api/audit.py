@@ -1,5 +1,5 @@
-"""The audit log of admin writes: who (token, role), what (method, path, target), when, and the
-answer's status. Never a body: ids name the target, so no personal data or secret is kept."""
+"""The audit log of admin writes: who (an API token, or a console user by id and name; the role),
+what (method, path, target), when, and the answer's status. Never a body: ids name the target, so no personal data or secret is kept."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ class ApiAuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    token_id: Mapped[int] = mapped_column(BigId)
+    token_id: Mapped[int | None] = mapped_column(BigId)  # an API token; None for a console user
+    user_id: Mapped[int | None] = mapped_column(BigId)  # a console user (bot/console)
+    username: Mapped[str | None] = mapped_column(String(64))  # as it was then
     role: Mapped[str] = mapped_column(String(20))
     method: Mapped[str] = mapped_column(String(10))
     operation: Mapped[str] = mapped_column(String(200))  # the route's template: /api/v1/stores/{code}
@@ -35,7 +37,7 @@ class ApiAuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_api_audit_token", "token_id", "id"),)
+    __table_args__ = (Index("ix_api_audit_token", "token_id", "id"), Index("ix_api_audit_user", "user_id", "id"))
 
 
 def _storable(text: str) -> str:
@@ -62,7 +64,10 @@ async def record_write(db: Database, principal: Principal, method: str, operatio
     """One row per admin write; a failure to record is logged, never turned into the caller's error."""
     try:
         async with db.session() as session, session.begin():
-            session.add(ApiAuditEntry(token_id=principal.token_id, role=principal.role.value, method=method,
+            person = principal.user_id is not None
+            session.add(ApiAuditEntry(token_id=None if person else principal.token_id, user_id=principal.user_id,
+                                      username=principal.username if person else None,
+                                      role=principal.role.value, method=method,
                                       operation=operation, path=_storable(path)[:500],
                                       target=target and _storable(target)[:200], status=status))
     except Exception:
@@ -72,6 +77,7 @@ async def record_write(db: Database, principal: Principal, method: str, operatio
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token_id: int | None = Field(None, ge=1, le=MAX_BIGINT)
+    user_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="a console user's entries")
     role: Role | None = None
     before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: entries older than this id")
     limit: int = Field(100, ge=1, le=1000)
@@ -81,7 +87,9 @@ class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     at: dt.datetime
-    token_id: int
+    token_id: int | None = Field(description="the API token; null for a console user")
+    user_id: int | None = Field(description="the console user; null for an API token")
+    username: str | None
     role: str
     method: str
     operation: str
@@ -98,6 +106,8 @@ async def audit_page(db: Database, q: AuditQuery) -> AuditPage:
     statement = select(ApiAuditEntry).order_by(ApiAuditEntry.id.desc()).limit(q.limit)
     if q.token_id:
         statement = statement.where(ApiAuditEntry.token_id == q.token_id)
+    if q.user_id:
+        statement = statement.where(ApiAuditEntry.user_id == q.user_id)
     if q.role:
         statement = statement.where(ApiAuditEntry.role == q.role.value)
     if q.before_id:

@@ -29,6 +29,7 @@ class Principal:
     store_codes: tuple[str, ...] = field(default=())
     guide_userid: str | None = None
     username: str | None = None  # a person signed in to the console (token_id is then -user id)
+    user_id: int | None = None  # that person's console user id (what the audit log records)
 
     def can_see_store(self, store_code: str | None) -> bool:
         if self.role in (Role.HQ_ADMIN, Role.INTEGRATION):

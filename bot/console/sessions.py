@@ -70,7 +70,7 @@ async def current_session(db: Database, token: str) -> tuple[ConsoleSession, Con
 
 def principal_for(user: ConsoleUser) -> Principal:
     # Negative ids keep console users apart from API tokens wherever token_id is recorded.
-    return Principal(-user.id, Role(user.role), tuple(user.store_codes or ()), username=user.username)
+    return Principal(-user.id, Role(user.role), tuple(user.store_codes or ()), username=user.username, user_id=user.id)
 
 
 def csrf_ok(request: web.Request, row: ConsoleSession) -> bool:

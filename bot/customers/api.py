@@ -1,4 +1,5 @@
-"""Admin API for customers: list with filters, and one customer with their binding history.
+"""Admin API for customers: one customer with their binding history. The list and search, which
+read the members' stages, are bot/members/customer_search.py.
 
 Store managers see customers attributed to their stores; guides see their own customers.
 A customer outside the caller's scope answers 404, as if it did not exist.
@@ -8,39 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 import bot.customers.followup  # noqa: F401  (registers the welcome and enrich jobs)
 import bot.customers.handover  # noqa: F401  (registers the handover route)
-from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
-from bot.api.fields import MAX_BIGINT
 from bot.api.spec import ApiCall, api
 from bot.customers.models import Customer, CustomerBinding
+from bot.customers.scope import ROLES, scoped
 from bot.stores.models import Channel, Guide, Store
-
-# Not the integration role: a till finds members through /api/v1/members and needs no customer lists.
-ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER, Role.GUIDE]
-
-
-def scoped(statement, principal: Principal):
-    if principal.role == Role.STORE_MANAGER:
-        return statement.where(Customer.store_code.in_(principal.store_codes))
-    if principal.role == Role.GUIDE:
-        return statement.where(Customer.guide_userid == principal.guide_userid)
-    return statement
-
-
-class CustomersQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    guide_userid: str | None = None
-    store_code: str | None = None
-    channel_code: str | None = None
-    status: str | None = Field(None, pattern="^(bound|unbound)$")
-    tag: str | None = Field(None, description="customers carrying this tag name")
-    before_id: int | None = Field(None, ge=1, le=MAX_BIGINT, description="page: customers older than this id")
-    limit: int = Field(50, ge=1, le=500)
 
 
 class CustomerRow(BaseModel):
@@ -55,10 +33,6 @@ class CustomerRow(BaseModel):
     tags: list[str]
     first_bound_at: dt.datetime | None
     bound_at: dt.datetime | None
-
-
-class CustomerPage(BaseModel):
-    customers: list[CustomerRow]
 
 
 class Named(BaseModel):
@@ -87,27 +61,6 @@ class CustomerDetail(CustomerRow):
     store: Named | None
     channel: Named | None
     bindings: list[BindingOut]
-
-
-@api.route("GET", "/api/v1/customers", summary="Customers, newest first, filtered", roles=ROLES,
-           query=CustomersQuery, response=CustomerPage)
-async def list_customers(call: ApiCall) -> CustomerPage:
-    q: CustomersQuery = call.query
-    statement = scoped(select(Customer), call.principal).order_by(Customer.id.desc())
-    for column, value in ((Customer.guide_userid, q.guide_userid), (Customer.store_code, q.store_code),
-                          (Customer.channel_code, q.channel_code), (Customer.status, q.status)):
-        if value is not None:
-            statement = statement.where(column == value)
-    if q.before_id:
-        statement = statement.where(Customer.id < q.before_id)
-    async with call.services.db.session() as session:
-        if q.tag is None:
-            rows = (await session.scalars(statement.limit(q.limit))).all()
-        else:
-            # Tags are a JSON list; filter here so the query stays portable across databases.
-            rows = [row for row in (await session.scalars(statement.limit(q.limit * 20))).all()
-                    if q.tag in (row.tags or [])][: q.limit]
-    return CustomerPage(customers=[CustomerRow.model_validate(row) for row in rows])
 
 
 @api.route("GET", "/api/v1/customers/{external_userid}", summary="A customer: guide, store, channel, tags, history",

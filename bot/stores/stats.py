@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select, text, union_all
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
@@ -106,6 +106,7 @@ async def funnel(call: ApiCall) -> FunnelReport:
 class LeaderboardQuery(Period):
     period: Literal["day", "week"] = "day"
     store_code: str | None = None
+    top: int = Field(100, ge=1, le=10_000, description="ranks kept per day or week: the board's leaders")
 
 
 class LeaderRow(BaseModel):
@@ -133,33 +134,69 @@ def period_start(when: dt.datetime, period: str) -> dt.date:
 async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     q: LeaderboardQuery = call.query
     start, end = q.bounds(7 if q.period == "day" else 56)
-    added = select(CustomerBinding.guide_userid, CustomerBinding.store_code, CustomerBinding.started_at).where(
-        CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
-        CustomerBinding.source.in_(ADD_SOURCES))
-    lost = select(CustomerBinding.guide_userid, CustomerBinding.store_code, CustomerBinding.ended_at).where(
-        CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end, CustomerBinding.end_reason.in_(LOSSES))
+    dialect = call.services.db.engine.dialect.name
+    # Tallied and ranked in the database: at a million customers a month's bindings are too many
+    # to fetch, so only each period's leaders come back. One row per add and per loss, one GROUP BY.
+    added = (select(period_of(CustomerBinding.started_at, q.period, start, end, CHINA, dialect).label("period"),
+                    CustomerBinding.guide_userid, CustomerBinding.store_code, literal(1).label("added"))
+             .where(CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
+                    CustomerBinding.source.in_(ADD_SOURCES)))
+    lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, CHINA, dialect).label("period"),
+                   CustomerBinding.guide_userid, CustomerBinding.store_code, literal(0).label("added"))
+            .where(CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end,
+                   CustomerBinding.end_reason.in_(LOSSES)))
     if call.principal.role == Role.STORE_MANAGER:
         added = added.where(CustomerBinding.store_code.in_(call.principal.store_codes))
         lost = lost.where(CustomerBinding.store_code.in_(call.principal.store_codes))
     if q.store_code:
         added = added.where(CustomerBinding.store_code == q.store_code)
         lost = lost.where(CustomerBinding.store_code == q.store_code)
-    tally: dict[tuple[dt.date, str], list] = defaultdict(lambda: [None, 0, 0])
-    async with call.services.db.session() as session:
-        for userid, store_code, at in (await session.execute(added)).all():
-            entry = tally[(period_start(at, q.period), userid)]
-            entry[0], entry[1] = store_code, entry[1] + 1
-        for userid, store_code, at in (await session.execute(lost)).all():
-            entry = tally[(period_start(at, q.period), userid)]
-            entry[0], entry[2] = entry[0] or store_code, entry[2] + 1
-        names = dict((await session.execute(
-            select(Guide.userid, Guide.name).where(Guide.userid.in_({userid for _, userid in tally})))).all())
-    rows: list[LeaderRow] = []
-    for day in sorted({day for day, _ in tally}, reverse=True):
-        board = sorted(((userid, v) for (d, userid), v in tally.items() if d == day),
-                       key=lambda item: (-item[1][1], item[1][2], item[0]))
-        for rank, (userid, (store_code, new, gone)) in enumerate(board, start=1):
-            rows.append(LeaderRow(period_start=day, rank=rank, guide_userid=userid,
-                                  guide_name=names.get(userid, userid), store_code=store_code,
-                                  new_friends=new, lost=gone))
-    return Leaderboard(period=q.period, rows=rows)
+    events = union_all(added, lost).subquery()
+    board = (select(events.c.period, events.c.guide_userid,
+                    # The store of the guide's adds, else of their losses.
+                    func.coalesce(func.max(case((events.c.added == 1, events.c.store_code))),
+                                  func.max(events.c.store_code)).label("store_code"),
+                    func.sum(events.c.added).label("new"), func.sum(1 - events.c.added).label("lost"))
+             .group_by(events.c.period, events.c.guide_userid)).subquery()
+    # Ties: fewer losses first, then userid in code-point order (as Python sorts).
+    userid = board.c.guide_userid.collate("C") if dialect == "postgresql" else board.c.guide_userid
+    ranked = select(board, func.row_number().over(
+        partition_by=board.c.period, order_by=(board.c.new.desc(), board.c.lost, userid)).label("rank")).subquery()
+    leaders = (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
+                      ranked.c.new, ranked.c.lost)
+               .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
+               .order_by(ranked.c.period.desc(), ranked.c.rank))
+    async with call.services.db.session() as session, session.begin():
+        if dialect == "postgresql":  # a month of a large corp's adds is sorted in memory, not on disk
+            await session.execute(text("SET LOCAL work_mem = '64MB'"))
+        found = (await session.execute(leaders)).all()
+    return Leaderboard(period=q.period, rows=[
+        LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
+                  store_code=store_code, new_friends=new, lost=gone)
+        for day, rank, userid, name, store_code, new, gone in found])
+
+
+def as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def period_of(column, period: str, start: dt.datetime, end: dt.datetime, zone, dialect: str):
+    """SQL: the local date (in `zone`) starting the day or the week (Monday) that `column` falls in.
+
+    PostgreSQL converts with its own time-zone rules. Elsewhere (SQLite), a zone whose UTC offset
+    does not change over the report shifts by that offset; one that does (summer time) compares
+    with the boundaries of each period, computed here."""
+    if dialect == "postgresql":
+        local = func.timezone(zone.key, column)
+        return func.date(func.date_trunc("week", local) if period == "week" else local)
+    step = dt.timedelta(days=7 if period == "week" else 1)
+    days, day = [], period_start(start, period)
+    while dt.datetime.combine(day, dt.time(), zone) < end:
+        days.append(day)
+        day += step
+    offsets = {dt.datetime.combine(d, dt.time(), zone).utcoffset() for d in [*days, day]}
+    if len(offsets) == 1:
+        shift = f"{offsets.pop() // dt.timedelta(minutes=1):+d} minutes"
+        return func.date(column, shift, "-6 days", "weekday 1") if period == "week" else func.date(column, shift)
+    return case(*[(column < dt.datetime.combine(d + step, dt.time(), zone).astimezone(dt.UTC), d.isoformat())
+                  for d in days], else_=None) if days else literal(None)

@@ -1,0 +1,115 @@
+"""The PK board, now tallied in the database, ranks exactly as the row-by-row tally did: China-time
+day and week boundaries, losses, ties, the store filter and a store manager's scope; `top` keeps
+each period's leaders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import defaultdict
+
+import pytest
+
+from bot.customers.models import CustomerBinding
+from bot.stores.hours import CHINA
+from bot.stores.models import Guide, Store
+from bot.stores.stats import period_start
+
+GUIDES = {"ga": "S1", "gb": "S1", "gc": "S2", "gd": "S2"}
+
+
+def reference(bindings, period: str, start, end, stores=None) -> list[tuple]:
+    """The former Python tally: (period_start, rank, guide, store, new, lost) per guide and period."""
+    tally = defaultdict(lambda: [None, 0, 0])
+    for guide, store, source, started, ended, reason in bindings:
+        if stores is not None and store not in stores:
+            continue
+        if start <= started < end and source in ("scan", "direct"):
+            entry = tally[(period_start(started, period), guide)]
+            entry[0], entry[1] = store, entry[1] + 1
+        if ended is not None and start <= ended < end and reason in ("customer_deleted", "guide_deleted"):
+            entry = tally[(period_start(ended, period), guide)]
+            entry[0], entry[2] = entry[0] or store, entry[2] + 1
+    rows = []
+    for day in sorted({day for day, _ in tally}, reverse=True):
+        board = sorted(((g, v) for (d, g), v in tally.items() if d == day), key=lambda i: (-i[1][1], i[1][2], i[0]))
+        rows += [(day.isoformat(), rank, g, s, new, lost) for rank, (g, (s, new, lost)) in enumerate(board, start=1)]
+    return rows
+
+
+@pytest.fixture
+async def bindings(crm):
+    rng = random.Random(7)
+    midnight = dt.datetime.combine(dt.datetime.now(CHINA).date(), dt.time(), CHINA).astimezone(dt.UTC)
+    made = []
+    for _ in range(400):
+        guide = rng.choice(sorted(GUIDES))
+        # Many land on the very edges of a China-time day, where a UTC tally would go wrong.
+        started = midnight - dt.timedelta(days=rng.randrange(70)) + rng.choice(
+            [dt.timedelta(seconds=-1), dt.timedelta(0), dt.timedelta(hours=rng.randrange(24), minutes=rng.randrange(60))])
+        ended = started + dt.timedelta(hours=rng.randrange(1, 400)) if rng.random() < 0.3 else None
+        if ended is not None and ended > dt.datetime.now(dt.UTC):
+            ended = None
+        reason = rng.choice(["customer_deleted", "guide_deleted", "handover"]) if ended else None
+        made.append((guide, GUIDES[guide], rng.choice(["scan", "scan", "direct", "handover"]), started, ended, reason))
+    async with crm.services.db.session() as session, session.begin():
+        for code in ("S1", "S2"):
+            session.add(Store(code=code, name=f"门店{code}"))
+        await session.flush()
+        for userid, store in GUIDES.items():
+            session.add(Guide(userid=userid, name=f"导购{userid}", store_code=store))
+        for n, (guide, store, source, started, ended, reason) in enumerate(made):
+            session.add(CustomerBinding(external_userid=f"wmL{n}", guide_userid=guide, store_code=store, source=source,
+                                        started_at=started, ended_at=ended, end_reason=reason))
+    return made
+
+
+@pytest.mark.parametrize("period, days", [("day", 7), ("day", 60), ("week", 56), ("week", 84)])
+async def test_board_matches_the_row_by_row_tally(crm, bindings, period, days):
+    until = dt.datetime.now(CHINA).date()
+    since = until - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+    query = {"period": period, "since": since.isoformat(), "until": until.isoformat()}
+
+    def rows(board):
+        return [(r["period_start"], r["rank"], r["guide_userid"], r["store_code"], r["new_friends"], r["lost"])
+                for r in board["rows"]]
+
+    expected = reference(bindings, period, start, end)
+    board = await crm.get("/api/v1/stats/guides", **query)
+    assert len(expected) > 10 and rows(board) == expected
+    assert {r["guide_name"] for r in board["rows"]} == {f"导购{g}" for g in GUIDES}
+    assert rows(await crm.get("/api/v1/stats/guides", store_code="S2", **query)) == reference(
+        bindings, period, start, end, stores={"S2"})
+    assert rows(await crm.get("/api/v1/stats/guides", as_="manager", **query)) == reference(
+        bindings, period, start, end, stores={"S1"})
+    # Only each period's leaders, when asked (the default keeps 100).
+    assert rows(await crm.get("/api/v1/stats/guides", top=2, **query)) == [r for r in expected if r[1] <= 2]
+
+
+@pytest.mark.parametrize("zone_name", ["Asia/Shanghai", "Europe/Berlin"])  # Berlin: summer time starts 2026-03-29
+async def test_periods_follow_the_zones_calendar_across_summer_time(crm, zone_name):
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from bot.stores.stats import as_date, period_of
+
+    zone = ZoneInfo(zone_name)
+    moments = [dt.datetime(2026, 3, day, hour, minute, tzinfo=dt.UTC)
+               for day in range(27, 31) for hour, minute in ((21, 59), (22, 0), (22, 59), (23, 0), (23, 30))]
+    async with crm.services.db.session() as session, session.begin():
+        for n, at in enumerate(moments):
+            session.add(CustomerBinding(external_userid=f"wmZ{n}", guide_userid="gz", source="scan", started_at=at))
+    start, end = dt.datetime(2026, 3, 20, tzinfo=dt.UTC), dt.datetime(2026, 4, 5, tzinfo=dt.UTC)
+    dialect = crm.services.db.engine.dialect.name
+    for period in ("day", "week"):
+        bucket = period_of(CustomerBinding.started_at, period, start, end, zone, dialect)
+        async with crm.services.db.session() as session:
+            found = (await session.execute(select(CustomerBinding.started_at, bucket)
+                                           .where(CustomerBinding.guide_userid == "gz"))).all()
+        for at, day in found:
+            local = at.astimezone(zone).date()
+            expected = local - dt.timedelta(days=local.weekday()) if period == "week" else local
+            assert as_date(day) == expected, (zone_name, period, at)
