@@ -36,7 +36,7 @@ async def test_down_and_up_again_keeps_who_wrote(database_url):
                     "VALUES (CURRENT_TIMESTAMP, :t, :u, :n, 'hq_admin', 'POST', '/x', '/x', 201)"),
                     {"t": token_id, "u": user_id, "n": username})
         await db.engine.dispose()
-        await asyncio.to_thread(downgrade, database_url, "0010_sop_engine")
+        await asyncio.to_thread(downgrade, database_url, "0011_jobs_dead")
         indexes, columns, rows = await _state(db)
         assert not {"user_id", "username"} & columns and rows == [(5,), (-user.id,)]
         assert not {"ix_orders_customer", "ix_customer_bindings_started", "ix_customers_external_userid_pattern"} & indexes

@@ -7,7 +7,7 @@ PK board's date ranges over bindings and the funnel's over events, read from the
 instead of a negative token id.
 
 Revision ID: 0011_console_api
-Revises: 0010_sop_engine
+Revises: 0011_jobs_dead
 """
 
 import logging
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_console_api"
-down_revision = "0010_sop_engine"
+down_revision = "0011_jobs_dead"
 branch_labels = None
 depends_on = None
 
