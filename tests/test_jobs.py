@@ -203,3 +203,6 @@ async def test_a_worker_on_postgres_wakes_on_notify_not_on_its_poll(postgres_url
     finally:
         await web.dispose()
         await worker.dispose()
+
+
+tasks.install([flaky, always_fails, count, slow, deferred])  # the jobs these tests run (the app installs its features')

@@ -11,8 +11,6 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-import bot.customers.followup  # noqa: F401  (registers the welcome and enrich jobs)
-import bot.customers.handover  # noqa: F401  (registers the handover route)
 from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
 from bot.api.fields import MAX_BIGINT

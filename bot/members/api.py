@@ -181,6 +181,3 @@ async def merge_route(call: ApiCall) -> MemberOut:
         return await member_out(session, member)
 
 
-import bot.members.api_coupons  # noqa: E402,F401  (registers its routes)
-import bot.members.api_orders  # noqa: E402,F401
-import bot.members.housekeeping  # noqa: E402,F401  (registers the nightly job)

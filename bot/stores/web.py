@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from bot.api.errors import ApiError
+from bot.errors import DomainError
 from bot.api.spec import validation_details
 from bot.lbs import CoordSystem
 from bot.members.models import CouponTemplate
@@ -134,7 +135,7 @@ async def landing_page(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     try:
         qrcode = await active_code(services, code)
-    except ApiError as exc:
+    except DomainError as exc:
         title = "二维码已停用" if exc.status == 410 else "二维码不存在"
         return _message_page(exc.status, title, "请联系门店工作人员获取新的二维码。")
     visitor = _visitor(request) or secrets.token_hex(12)

@@ -92,3 +92,6 @@ def test_outages_are_transient_and_refusals_are_not():
     assert not is_transient_fault(KVError("WRONGTYPE Operation against a key holding the wrong kind of value"))
     assert not is_transient_fault(asyncpg.DataError("invalid input for query argument $1"))
     assert not is_transient_fault(ValueError("a bug"))
+
+
+tasks.install([welcome_like])  # the jobs these tests run (the app installs its features')

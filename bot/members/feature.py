@@ -1,0 +1,16 @@
+"""What the members feature adds to the service: members, points, coupons, orders, the new-member
+benefit, the nightly housekeeping and the 微信客服 answers."""
+
+from bot.api.spec import declared_routes
+from bot.jobs.registry import declared_jobs
+from bot.members import api, api_coupons, api_orders, housekeeping, models, welcome
+from bot.members.chat import answering
+from bot.wiring import Feature
+
+FEATURE = Feature(
+    "members",
+    routes=declared_routes(api, api_coupons, api_orders),
+    jobs=declared_jobs(welcome, housekeeping, answering),
+    cron=[housekeeping.HOUSEKEEPING_CRON],
+    models=[models],
+)
