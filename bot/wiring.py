@@ -8,8 +8,8 @@ when imported: `Wiring` puts the lists together for `create_app`, the worker and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +29,9 @@ class Feature:
     pages: Sequence[Callable[[Any], None]] = ()  # setup(app) for web routes outside the admin API
     commands: Sequence[Any] = ()  # click commands added to `wecom-assistant`
     sign_in: Callable | None = None  # (request, db) -> Principal | None for a caller without a token
+    # What this feature does for a lower one that asks by name (the lower one cannot import it):
+    # e.g. the members feature gives the customers' welcome its new-member benefit.
+    provides: Mapping[str, Callable] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ class Wiring:
         found = [feature.sign_in for feature in self.features if feature.sign_in is not None]
         if len(found) > 1:
             raise ValueError("two features say how a person signs in")
+        return found[0] if found else None
+
+    def provided(self, name: str) -> Callable | None:
+        """What a feature of this process provides under `name`; None when none does."""
+        found = [feature.provides[name] for feature in self.features if name in feature.provides]
+        if len(found) > 1:
+            raise ValueError(f"two features provide {name!r}")
         return found[0] if found else None
 
     def dispatcher(self, middlewares: list) -> Dispatcher:

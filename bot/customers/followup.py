@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from sqlalchemy import bindparam, select, update
 
+from bot.customers.benefits import GRANT_NEW_MEMBER_BENEFITS, NEW_MEMBER_SENTENCE, provided
 from bot.customers.binding import (
     ENRICH_JOB,
     WELCOME_JOB,
@@ -96,10 +97,8 @@ async def send_welcome(job: JobContext, payload: dict) -> None:
 
 async def _benefit_sentence(services, payload: dict, channel_code: str) -> str | None:
     """What a customer never bound before gets (granted with the enrichment of their binding)."""
-    try:
-        from bot.members.welcome import new_member_sentence
-    except ImportError:  # a build without points and coupons
-        return None
+    if (new_member_sentence := provided(services, NEW_MEMBER_SENTENCE)) is None:
+        return None  # a build without points and coupons
     channel = await catalog_for(services).channel(services, channel_code)
     added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
     return await new_member_sentence(services, payload["external_userid"],
@@ -220,10 +219,8 @@ async def _enrich(services, pending: list[_Pending]) -> None:
 async def _grant_benefits(services, added: list[_Pending]) -> None:
     """The new-member benefit the welcome named, for the customers whose first binding this is:
     one transaction for the batch (before the bindings are marked, so a failure is retried)."""
-    try:
-        from bot.members.welcome import grant_new_member_benefits
-    except ImportError:  # a build without points and coupons
-        return
+    if (grant_new_member_benefits := provided(services, GRANT_NEW_MEMBER_BENEFITS)) is None:
+        return  # a build without points and coupons
     catalog, grants = catalog_for(services), []
     for binding in added:
         channel = binding.channel_code and await catalog.channel(services, binding.channel_code)
