@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.callback.inbox import InboxWriter
-from bot.config import Settings
+from bot.config import Settings, use_timezone
 from bot.dispatcher import Dispatcher
 from bot.dispatcher.middleware import customer_lock, db_session, log_context
 from bot.jobs.cron import CronJob, seed_cron_jobs
@@ -66,6 +66,7 @@ async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, mig
     WeCom credentials); apply migrations on the embedded default or when asked. `wiring` is the
     features this process serves (bot/features.py): their routers, jobs and recurring jobs."""
     wiring.install_jobs()
+    use_timezone(settings.timezone)  # dates in messages and statistics read it (bot.config.corp_zone)
     emulator = None
     if settings.uses_emulator:
         from bot.emulated_wecom import start_embedded_emulator

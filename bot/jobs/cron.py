@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.config import DEFAULT_TIMEZONE
 from bot.jobs.queue import insert_jobs, job_row
 from bot.storage.db import utcnow
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 KEY_PREFIX = "cron:"
 
 _FIELDS = (  # name, lowest, highest, names

@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
+from bot.config import corp_zone
 from bot.customers.binding import LOSSES
 from bot.customers.models import CustomerBinding
 from bot.storage import utcnow
 from bot.stores.assign import ADD_SOURCES
-from bot.stores.hours import CHINA, china_day_start
+from bot.stores.hours import china_day_start
 from bot.stores.models import FunnelEvent, Guide
 
 ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
@@ -39,7 +40,7 @@ class Period(BaseModel):
     until: dt.date | None = Field(None, description="last day, inclusive; default: today")
 
     def bounds(self, default_days: int) -> tuple[dt.datetime, dt.datetime]:
-        today = utcnow().astimezone(CHINA).date()
+        today = utcnow().astimezone(corp_zone()).date()
         # Rules between the two fields, which a schema cannot state: 422 (the query itself is valid).
         if self.since and self.until and self.since > self.until:
             raise ApiError(422, "invalid_request", "since is after until", [{"field": "since", "problem": "after until"}])
@@ -48,8 +49,8 @@ class Period(BaseModel):
                            [{"field": "until", "problem": f"more than {MAX_DAYS} days after since"}])
         until = min(max(self.until or today, FIRST_DAY), LAST_DAY)
         since = min(max(self.since or until - dt.timedelta(days=default_days - 1), FIRST_DAY), LAST_DAY)
-        start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
-        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+        start = dt.datetime.combine(since, dt.time(), corp_zone()).astimezone(dt.UTC)
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), corp_zone()).astimezone(dt.UTC)
         return start, end
 
 
@@ -124,7 +125,7 @@ class Leaderboard(BaseModel):
 
 
 def period_start(when: dt.datetime, period: str) -> dt.date:
-    day = china_day_start(when).astimezone(CHINA).date()
+    day = china_day_start(when, corp_zone()).astimezone(corp_zone()).date()
     return day - dt.timedelta(days=day.weekday()) if period == "week" else day
 
 

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from bot.api.errors import ApiError
-from bot.errors import DomainError
 from bot.api.spec import validation_details
+from bot.errors import DomainError
 from bot.lbs import CoordSystem
 from bot.members.models import CouponTemplate
 from bot.services import SERVICES
