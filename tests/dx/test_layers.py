@@ -63,6 +63,7 @@ def test_the_composition_lists_every_declared_job_route_and_cron_job():
     import sop
     from bot.api.spec import declared_routes
     from bot.features import wiring
+    from bot.jobs.cron import CronJob
     from bot.jobs.registry import declared_jobs
 
     modules = [importlib.import_module(info.name) for package in (bot, handlers, sop)
@@ -72,6 +73,8 @@ def test_the_composition_lists_every_declared_job_route_and_cron_job():
     assert set(declared_jobs(*modules)) == set(composed.jobs)
     assert set(declared_routes(*modules)) == set(composed.routes)
     assert len(composed.routes) == len(set(composed.routes)) and len(composed.jobs) == len(set(composed.jobs))
+    declared_cron = {value.name for module in modules for value in vars(module).values() if isinstance(value, CronJob)}
+    assert declared_cron == {job.name for job in composed.cron}
 
 
 def test_the_welcome_is_written_at_intake_by_the_contact_router_declaration():
