@@ -94,3 +94,9 @@ class Wiring:
 
 
 NO_FEATURES = Wiring(())
+
+
+def provided(services, name: str) -> Callable | None:
+    """What a feature of `services`' process provides under `name` (None without one)."""
+    wiring = getattr(services, "wiring", None)
+    return wiring.provided(name) if wiring is not None else None

@@ -4,12 +4,10 @@ feature sits below the members feature, so it asks by name instead of importing 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bot.wiring import provided
+
+__all__ = ["GRANT_NEW_MEMBER_BENEFITS", "NEW_MEMBER_SENTENCE", "provided"]
 
 NEW_MEMBER_SENTENCE = "customers.new_member_sentence"  # (services, external_userid, template_code, added_at)
 GRANT_NEW_MEMBER_BENEFITS = "customers.grant_new_member_benefits"  # (services, [(external_userid, template, at)])
 
-
-def provided(services, name: str) -> Callable | None:
-    wiring = getattr(services, "wiring", None)
-    return wiring.provided(name) if wiring is not None else None

@@ -4,8 +4,9 @@ benefit, the nightly housekeeping and the 微信客服 answers."""
 from bot.api.spec import declared_routes
 from bot.customers import benefits
 from bot.jobs.registry import declared_jobs
-from bot.members import api, api_coupons, api_orders, housekeeping, models, welcome
+from bot.members import api, api_coupons, api_orders, coupons, housekeeping, models, welcome
 from bot.members.chat import answering
+from bot.stores.web import COUPON_NAME
 from bot.wiring import Feature
 
 FEATURE = Feature(
@@ -15,5 +16,6 @@ FEATURE = Feature(
     cron=[housekeeping.HOUSEKEEPING_CRON],
     models=[models],
     provides={benefits.NEW_MEMBER_SENTENCE: welcome.new_member_sentence,
-              benefits.GRANT_NEW_MEMBER_BENEFITS: welcome.grant_new_member_benefits},
+              benefits.GRANT_NEW_MEMBER_BENEFITS: welcome.grant_new_member_benefits,
+              COUPON_NAME: coupons.template_name},
 )
