@@ -23,6 +23,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
     from bot import ops
     from bot.api.auth import SIGN_IN
     from bot.api.spec import API_OPERATIONS, declared_route, route_table
+    from bot.callback.intake import callback_inbox
     from bot.callback.spool import callback_spool
     from bot.callback.views import routes as callback_routes
     from bot.features import wiring as all_features
@@ -51,7 +52,8 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
                 await runner_task
 
     app.cleanup_ctx.append(resources)
-    app.cleanup_ctx.append(callback_spool)  # after resources: it drains into their inbox
+    app.cleanup_ctx.append(callback_inbox)  # after resources: the inbox writes to their database
+    app.cleanup_ctx.append(callback_spool)  # after the inbox: it drains into it
     app.add_routes(callback_routes)
     app.add_routes(ops.routes)
     app.add_routes(route_table(wiring.routes))

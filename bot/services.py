@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from bot.callback.inbox import InboxWriter
 from bot.config import Settings, use_timezone
 from bot.dispatcher import Dispatcher
 from bot.dispatcher.middleware import customer_lock, db_session, log_context
@@ -34,8 +33,8 @@ class Services:
     wecom: WeComClient
     callback_crypto: CallbackCrypto
     dispatcher: Dispatcher
-    inbox: InboxWriter
     wiring: Wiring = NO_FEATURES
+    inbox: object | None = None  # the callback InboxWriter of a web process (bot/callback/intake.py)
     runner: object | None = None  # the in-process JobRunner, when this process runs one
     emulator: object | None = field(default=None, repr=False)
 
@@ -103,8 +102,7 @@ async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, mig
             settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id,
             settings.wecom_callback_max_skew_seconds,
         ),
-        dispatcher=(dispatcher := build_dispatcher(wiring)),
-        inbox=InboxWriter(db, intake=dispatcher.intake_jobs()),
+        dispatcher=build_dispatcher(wiring),
         wiring=wiring,
         emulator=emulator,
     )
