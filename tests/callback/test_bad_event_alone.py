@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.callback import inbox
-from bot.jobs import job_row
 from bot.services import SERVICES
 from bot.storage.batching import GroupCommit
 from bot.storage.models import InboxEvent, Job
@@ -65,7 +64,7 @@ async def test_a_row_the_database_refuses_fails_only_its_own_callback(intake, cr
     NOT NULL on both backends) is written alone; the others of its batch are kept."""
 
     def broken_hook(event):
-        return {**job_row("x", {}), "kind": None} if event.external_user_id == "wmBroken" else None
+        return {"kind": None, "dedupe_key": "broken"} if event.external_user_id == "wmBroken" else None
 
     writer = intake.app[SERVICES].inbox
     monkeypatch.setattr(writer, "intake", [*writer.intake, broken_hook])

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.config import ConfigError, load_settings
-from bot.jobs.cron import cron_jobs
+from bot.features import wiring
 from bot.services import SERVICES
 from bot.storage.models import InboxEvent, Job
 from tests.callback.conftest import contact_event, post
@@ -74,7 +74,7 @@ async def test_metrics_count_callbacks_by_type_and_outcome(aiohttp_client, setti
     assert 'outcome="bad_signature"' in text
     async with client.app[SERVICES].db.session() as session:  # dispatch, welcome, and the recurring jobs
         queued = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued"))
-    assert queued == 2 + len(cron_jobs()) and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
+    assert queued == 2 + len(wiring().cron) and f'jobs_queue_depth{{status="queued"}} {queued}.0' in text
 
 
 @pytest.mark.parametrize(
