@@ -125,7 +125,9 @@ async def bench_locate(args) -> None:
         state.add_member(userid)
     runner, api_base = await start_emulator(state)
     queries = [random_point(rng, spread_share=0.05) for _ in range(args.queries)]
-    async with open_services(settings_for(args, api_base), migrate=False) as services:
+    from bot.features import wiring
+
+    async with open_services(settings_for(args, api_base), wiring=wiring(), migrate=False) as services:
         qrcode = await active_code(services, "bench")
         directory = directory_for(services)
         await directory.refresh(services)

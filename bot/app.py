@@ -11,37 +11,31 @@ from bot.api.errors import error_middleware, request_context
 from bot.config import Settings
 from bot.jobs import JobRunner
 from bot.services import SERVICES, open_services
+from bot.wiring import Wiring
 
 log = logging.getLogger("bot")
 
 
-def _load_features() -> None:
-    """Import every module that registers API routes or job kinds."""
-    import bot.api.operations  # noqa: F401
-    import bot.callback.inbox  # noqa: F401
-    import bot.customers.api  # noqa: F401
-    import bot.members.api  # noqa: F401
-    import bot.members.welcome  # noqa: F401
-    import bot.stores.api  # noqa: F401
-    import handlers  # noqa: F401
-    import sop.engine.feature  # noqa: F401
-    import sop.feature  # noqa: F401
-
-
-def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | None = None) -> web.Application:
-    """The web app; with run_jobs the job runner works inside this process (embedded default)."""
-    _load_features()
+def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | None = None,
+               wiring: Wiring | None = None) -> web.Application:
+    """The web app serving `wiring`'s features (default: all of them, bot/features.py); with
+    run_jobs the job runner works inside this process (embedded default)."""
     from bot import ops
-    from bot.api.spec import api
+    from bot.api.auth import SIGN_IN
+    from bot.api.spec import API_OPERATIONS, declared_route, route_table
+    from bot.callback.intake import callback_inbox
     from bot.callback.spool import callback_spool
     from bot.callback.views import routes as callback_routes
-    from bot.console import views as console_views
-    from bot.stores import web as stores_web
+    from bot.features import wiring as all_features
 
+    wiring = wiring or all_features()
     app = web.Application(middlewares=[request_context, error_middleware], client_max_size=2 * 1024 * 1024)
+    app[API_OPERATIONS] = [declared_route(function).operation for function in wiring.routes]
+    if wiring.sign_in is not None:
+        app[SIGN_IN] = wiring.sign_in
 
     async def resources(app: web.Application):
-        async with open_services(settings, migrate=migrate) as services:
+        async with open_services(settings, wiring=wiring, migrate=migrate) as services:
             app[SERVICES] = services
             runner_task = None
             if run_jobs:
@@ -58,10 +52,11 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
                 await runner_task
 
     app.cleanup_ctx.append(resources)
-    app.cleanup_ctx.append(callback_spool)  # after resources: it drains into their inbox
+    app.cleanup_ctx.append(callback_inbox)  # after resources: the inbox writes to their database
+    app.cleanup_ctx.append(callback_spool)  # after the inbox: it drains into it
     app.add_routes(callback_routes)
     app.add_routes(ops.routes)
-    app.add_routes(api.table)
-    stores_web.setup_routes(app)
-    console_views.setup_routes(app)  # /api/v1/session and the built console at /console/
+    app.add_routes(route_table(wiring.routes))
+    for setup_pages in wiring.pages:
+        setup_pages(app)
     return app

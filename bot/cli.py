@@ -12,58 +12,13 @@ import sys
 import click
 from aiohttp import web
 
-from bot.config import ConfigError, Settings, load_settings, warn_about_risky_settings
-from bot.logs import configure_logging
+from bot.commandline import check_backends as _check_backends
+from bot.commandline import cli_settings as _settings
+from bot.commandline import cli_wiring
+from bot.commandline import first_line as _first_line
+from bot.config import Settings, warn_about_risky_settings
 
 log = logging.getLogger("bot")
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _first_line(exc: BaseException) -> str:
-    """The cause in one line (SQLAlchemy's text would add the SQL and a help link)."""
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
-
-
-async def _check_backends(settings: Settings, *, redis: bool = True) -> None:
-    """Fail start-up with one line when the database or Redis cannot be reached."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from bot.kv import open_store
-    from bot.storage import Database
-
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
-    try:
-        database = Database(settings.database_url)
-    except OSError as exc:  # the SQLite file's directory cannot be created
-        raise click.ClickException(f"DATABASE_URL: cannot open the database {where}: {_first_line(exc)}") from None
-    try:
-        async with asyncio.timeout(10), database.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # refused, unknown host, bad password, timeout: all say the same to the user
-        reason = "timed out" if isinstance(exc, TimeoutError) else _first_line(exc)
-        raise click.ClickException(f"DATABASE_URL: cannot reach the database {where}: {reason}") from None
-    finally:
-        await database.dispose()
-    if redis and settings.redis_url:
-        kv = open_store(settings.redis_url, settings.redis_key_prefix)
-        try:
-            reachable = await kv.ping()
-        finally:
-            await kv.close()
-        if not reachable:
-            where = make_url(settings.redis_url).render_as_string(hide_password=True)
-            raise click.ClickException(f"REDIS_URL: cannot reach Redis at {where}")
 
 
 def _port_in_use(exc: OSError, settings: Settings, port: int) -> str:
@@ -74,8 +29,12 @@ def _port_in_use(exc: OSError, settings: Settings, port: int) -> str:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """WeCom store-guide assistant."""
+    from bot.features import wiring
+
+    ctx.obj = wiring()  # the feature commands reach it with bot.commandline.cli_wiring()
 
 
 @main.command()
@@ -129,12 +88,10 @@ def worker(burst: bool, concurrency: int | None) -> None:
 
 
 async def _work(settings: Settings, burst: bool, concurrency: int | None) -> int:
-    from bot.app import _load_features
     from bot.jobs import JobRunner
     from bot.services import open_services
 
-    _load_features()
-    async with open_services(settings) as services:
+    async with open_services(settings, wiring=cli_wiring()) as services:
         runner = JobRunner(
             services, concurrency=concurrency or settings.job_concurrency,
             lease_seconds=settings.job_lease_seconds, poll_seconds=settings.job_poll_seconds,
@@ -348,15 +305,12 @@ def jobs_purge(job_ids: tuple[int, ...], older_than_days: float | None) -> None:
 
 
 def _add_feature_commands() -> None:
-    from bot.console.cli import user_group
     from bot.emulator.cli import emulator_group
-    from bot.stores.cli import import_group
-    from sop.engine.cli import sop_group
+    from bot.features import wiring
 
     main.add_command(emulator_group)
-    main.add_command(import_group)
-    main.add_command(user_group)
-    main.add_command(sop_group)
+    for command in wiring().commands:
+        main.add_command(command)
 
 
 _add_feature_commands()

@@ -7,6 +7,7 @@ import binascii
 import ipaddress
 import logging
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,21 @@ EMULATOR_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the environment variable."""
+
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # TIMEZONE's default: the one place it is written
+_corp_zone: ZoneInfo = ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def use_timezone(name: str) -> None:
+    """Make TIMEZONE this process's corp zone (open_services does, from its settings)."""
+    global _corp_zone
+    _corp_zone = ZoneInfo(name)
+
+
+def corp_zone() -> ZoneInfo:
+    """The corp's time zone (TIMEZONE): dates in messages, days in statistics."""
+    return _corp_zone
 
 
 class Settings(BaseSettings):
@@ -63,7 +79,7 @@ class Settings(BaseSettings):
     job_retention_days: float = Field(7.0, gt=0)  # done and expired jobs; dead letters are kept
     inbox_retention_days: float = Field(30.0, gt=0)  # handled and ignored callbacks
     retention_batch_rows: int = Field(5000, ge=1)
-    timezone: str = "Asia/Shanghai"  # the corp's: cron specs, opening hours, dates in messages
+    timezone: str = DEFAULT_TIMEZONE  # the corp's: cron specs, opening hours, dates in messages
 
     @field_validator("timezone")
     @classmethod

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, literal_column, select
 
-from bot.api.spec import api, openapi_document
+from bot.api.spec import API_OPERATIONS, openapi_document
 from bot.callback.spool import SPOOL
 from bot.metrics import QUEUE_DEPTH, REGISTRY
 from bot.services import SERVICES
@@ -75,5 +75,5 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/openapi.json")
-async def openapi(_request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(api.operations, "WeCom store-guide assistant", "1"))
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[API_OPERATIONS], "WeCom store-guide assistant", "1"))

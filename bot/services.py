@@ -10,15 +10,16 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from bot.callback.inbox import InboxWriter
-from bot.config import Settings
+from bot.config import Settings, use_timezone
 from bot.dispatcher import Dispatcher
 from bot.dispatcher.middleware import customer_lock, db_session, log_context
+from bot.jobs.cron import CronJob, seed_cron_jobs
 from bot.kv import KeyValueStore, open_store
 from bot.storage import Database
 from bot.storage.migrate import upgrade
 from bot.wecom.client import WeComClient
 from bot.wecom.crypto import CallbackCrypto
+from bot.wiring import NO_FEATURES, Wiring
 
 log = logging.getLogger("bot")
 
@@ -32,7 +33,8 @@ class Services:
     wecom: WeComClient
     callback_crypto: CallbackCrypto
     dispatcher: Dispatcher
-    inbox: InboxWriter
+    wiring: Wiring = NO_FEATURES
+    inbox: object | None = None  # the callback InboxWriter of a web process (bot/callback/intake.py)
     runner: object | None = None  # the in-process JobRunner, when this process runs one
     emulator: object | None = field(default=None, repr=False)
 
@@ -44,31 +46,26 @@ class Services:
 SERVICES = web.AppKey("services", Services)
 
 
-def build_dispatcher() -> Dispatcher:
-    from handlers import all_routers
-
-    dispatcher = Dispatcher(middlewares=[log_context, customer_lock, db_session])
-    for router in all_routers():
-        dispatcher.include_router(router)
-    return dispatcher
+def build_dispatcher(wiring: Wiring = NO_FEATURES) -> Dispatcher:
+    return wiring.dispatcher(middlewares=[log_context, customer_lock, db_session])
 
 
-async def _schedule_recurring_jobs(db: Database, timezone: str) -> None:
+async def _schedule_recurring_jobs(db: Database, timezone: str, jobs: list[CronJob]) -> None:
     """The next occurrence of every cron job (housekeeping, retention); idempotent per occurrence."""
-    import bot.members.housekeeping  # noqa: F401  (declares its cron job)
-    from bot.jobs.cron import seed_cron_jobs
-
     try:
         async with db.session() as session, session.begin():
-            await seed_cron_jobs(session, timezone)
+            await seed_cron_jobs(session, timezone, jobs=jobs)
     except Exception as exc:  # the database may be down at start; /readyz says so, WeCom retries
         log.warning("could not schedule the recurring jobs: %s", exc)
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, migrate: bool | None = None):
+async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, migrate: bool | None = None):
     """Open DB, KV, HTTP session and WeCom client (starting the emulator when there are no
-    WeCom credentials); apply migrations on the embedded default or when asked."""
+    WeCom credentials); apply migrations on the embedded default or when asked. `wiring` is the
+    features this process serves (bot/features.py): their routers, jobs and recurring jobs."""
+    wiring.install_jobs()
+    use_timezone(settings.timezone)  # dates in messages and statistics read it (bot.config.corp_zone)
     emulator = None
     if settings.uses_emulator:
         from bot.emulated_wecom import start_embedded_emulator
@@ -105,13 +102,13 @@ async def open_services(settings: Settings, *, migrate: bool | None = None):
             settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id,
             settings.wecom_callback_max_skew_seconds,
         ),
-        dispatcher=build_dispatcher(),
-        inbox=InboxWriter(db),
+        dispatcher=build_dispatcher(wiring),
+        wiring=wiring,
         emulator=emulator,
     )
     if emulator is not None:
         emulator.attach(services)
-    await _schedule_recurring_jobs(db, settings.timezone)
+    await _schedule_recurring_jobs(db, settings.timezone, wiring.cron)
     try:
         yield services
     finally:

@@ -4,12 +4,12 @@ Handlers only write rows and queue jobs in the inbox transaction (bot/customers/
 WeCom calls (welcome, tags, profile) run in those jobs.
 """
 
-import bot.customers.followup  # noqa: F401  (the jobs these handlers queue)
-from bot.customers import binding, handover
+from bot.customers import binding, followup, handover
 from bot.dispatcher import EventContext, Router
 from bot.storage import utcnow
 
 router = Router("contact")
+router.at_intake(followup.welcome_at_intake)  # the welcome is written with the inbox row
 CONTACT = "change_external_contact"
 
 

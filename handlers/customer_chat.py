@@ -2,7 +2,6 @@
 
 from sqlalchemy import select
 
-import bot.members.chat.answering  # noqa: F401  (registers the kf.answer job)
 from bot.dispatcher import EventContext, Router
 from bot.members.chat.kf_sync import sync_and_answer, synced_since
 from bot.storage.models import InboxEvent

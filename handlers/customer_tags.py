@@ -1,6 +1,5 @@
 """Tag changes in WeCom: keep the customer-tag mirror true (the re-reads run as jobs)."""
 
-import bot.customers.tag_mirror  # noqa: F401  (the jobs these handlers queue)
 from bot.customers.tag_mirror import MIRROR_CUSTOMER_JOB, REFRESH_NAMES_JOB
 from bot.dispatcher import EventContext, Router
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy import Select, and_, exists, func, or_, select
 
+from bot.config import corp_zone
 from bot.customers.models import Customer
 from bot.customers.tag_mirror_models import CustomerTag
 from bot.members.config import MembersConfig, members_config
@@ -92,7 +93,7 @@ def member_join(statement: Select, member) -> Select:
 
 def _birthday_days(now: dt.datetime, days: int) -> list[str]:
     """'MM-DD' of today and the next `days` days (China time, where birthdays are lived)."""
-    today = (now + dt.timedelta(hours=8)).date()
+    today = now.astimezone(corp_zone()).date()
     return sorted({(today + dt.timedelta(days=n)).strftime("%m-%d") for n in range(days + 1)})
 
 

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import text
 
 from bot.config import Settings
+from bot.features import metadata
 from bot.storage import Database
 from bot.storage.migrate import upgrade
-from bot.storage.registry import metadata
 from bot.wecom.crypto import CallbackCrypto
 
 # WeCom's official sample vectors, kept in the repository so a fresh clone needs nothing beside it.

@@ -61,12 +61,16 @@ async def create_token(
     return token
 
 
+# How a caller without a bearer token signs in, (request, db) -> Principal | None: the console's
+# session cookie (bot/console/sessions.py), set by the app's composition.
+SIGN_IN = web.AppKey("sign_in", object)
+
+
 async def authenticate(request: web.Request, db: Database) -> Principal:
     header = request.headers.get("Authorization", "")
-    if not header:  # a person in the console: session cookie (+ CSRF on writes), see bot/console
-        from bot.console.sessions import principal_from_cookie
-
-        if (person := await principal_from_cookie(request, db)) is not None:
+    sign_in = request.app.get(SIGN_IN)
+    if not header and sign_in is not None:  # a person in the console: session cookie (+ CSRF on writes)
+        if (person := await sign_in(request, db)) is not None:
             return person
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

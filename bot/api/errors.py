@@ -5,17 +5,15 @@ import uuid
 
 from aiohttp import web
 
+from bot.errors import DomainError
 from bot.logs import bind_log_context
 
 log = logging.getLogger("bot.api")
 
 
-class ApiError(Exception):
-    """An error answered as {"error": {"code", "message", "details"}}."""
-
-    def __init__(self, status: int, code: str, message: str, details=None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+class ApiError(DomainError):
+    """An error answered as {"error": {"code", "message", "details"}}; a domain's own errors
+    (bot.errors.DomainError) are answered in the same shape."""
 
 
 def error_response(status: int, code: str, message: str, details=None) -> web.Response:
@@ -40,7 +38,7 @@ async def error_middleware(request: web.Request, handler):
     api = request.path.startswith("/api/")
     try:
         return await handler(request)
-    except ApiError as exc:
+    except DomainError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if not api or exc.status < 400:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from bot.api.audit import record_write, write_target
 from bot.api.auth import Principal, Role, authenticate
 from bot.api.errors import ApiError
 from bot.api.fields import NO_NUL
+from bot.errors import DomainError
 from bot.services import SERVICES, Services
 from bot.validation import RULE_BROKEN
 
@@ -66,10 +68,24 @@ def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
                        validation_details(exc)) from None
 
 
+@dataclass(frozen=True)
+class DeclaredRoute:
+    """What `@api.route(...)` attaches to the function it decorates: the operation and its view."""
+
+    operation: Operation
+    view: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def declared_route(function: Callable) -> DeclaredRoute:
+    declared = getattr(function, "api_route", None)
+    if not isinstance(declared, DeclaredRoute):
+        raise TypeError(f"{function!r} is not declared as an API route (decorate it with @api.route(...))")
+    return declared
+
+
 class ApiRoutes:
-    def __init__(self) -> None:
-        self.table = web.RouteTableDef()
-        self.operations: list[Operation] = []
+    """`@api.route(...)` declares an operation on the function (auth, roles, models, OpenAPI entry);
+    a feature lists its route functions and the app's composition adds them (`route_table`)."""
 
     def route(
         self, method: str, path: str, *, summary: str, roles: Iterable[Role],
@@ -77,7 +93,6 @@ class ApiRoutes:
         response: type[BaseModel] | None = None, status: int = 200, path_model: type[BaseModel] | None = None,
     ) -> Callable:
         operation = Operation(method, path, summary, tuple(roles), query, body, response, status, path_model)
-        self.operations.append(operation)
 
         def decorator(function: Callable[[ApiCall], Awaitable[Any]]):
             async def view(request: web.Request) -> web.StreamResponse:
@@ -93,7 +108,7 @@ class ApiRoutes:
                     response = await answer(request, services, principal)
                     status, answered = response.status, getattr(response, "text", None)
                     return response
-                except ApiError as exc:
+                except DomainError as exc:
                     status = exc.status
                     raise
                 finally:
@@ -119,7 +134,7 @@ class ApiRoutes:
                 return web.json_response(result, status=operation.status)
 
             view.__name__ = function.__name__
-            self.table.route(method, path)(view)
+            function.api_route = DeclaredRoute(operation, view)  # type: ignore[attr-defined]
             return function
 
         return decorator
@@ -254,3 +269,19 @@ def _path_params(path: str) -> list[str]:
 
 
 api = ApiRoutes()
+
+
+def route_table(functions: Iterable[Callable]) -> list[web.RouteDef]:
+    """aiohttp routes for declared API functions, in the order given."""
+    return [web.route(d.operation.method, d.operation.path, d.view)
+            for d in (declared_route(function) for function in functions)]
+
+
+def declared_routes(*modules: ModuleType) -> list[Callable]:
+    """The API route functions declared in these modules (with @api.route), in the order defined."""
+    return [value for module in modules for value in vars(module).values()
+            if isinstance(getattr(value, "api_route", None), DeclaredRoute)
+            and getattr(value, "__module__", None) == module.__name__]
+
+
+API_OPERATIONS = web.AppKey("api_operations", list)  # the app's operations, for its OpenAPI document

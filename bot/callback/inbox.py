@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
@@ -12,7 +10,8 @@ from sqlalchemy import select, update
 
 from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import AlreadyHandled, claim_inbox_row, customer_lock_for, customer_of
-from bot.jobs import JobContext, tasks
+from bot.dispatcher.router import IntakeJob
+from bot.jobs import JobContext, Priority, job_row, tasks
 from bot.jobs.wakeup import notify_workers, wake_local_runners
 from bot.storage import Database, utcnow
 from bot.storage.batching import GroupCommit
@@ -24,19 +23,11 @@ log = logging.getLogger("bot.inbox")
 DISPATCH_JOB = "inbox.dispatch"
 _INBOX = InboxEvent.__table__
 
-# Jobs that cannot wait for the event's turn in the dispatch queue (a welcome code dies in 20 s):
-# features register a function event -> job fields or None; the job is written with the inbox row.
-IntakeJob = Callable[[InboundEvent], "dict | None"]
-_intake_jobs: list[IntakeJob] = []
 
 
-def at_intake(function: IntakeJob) -> IntakeJob:
-    _intake_jobs.append(function)
-    return function
-
-
-def _urgent_jobs(event: InboundEvent) -> list[dict]:
-    return [job for job in (make(event) for make in _intake_jobs) if job is not None]
+def _urgent_jobs(intake: list[IntakeJob], event: InboundEvent) -> list[dict]:
+    """The rows of the jobs that routers declared `at_intake` for this event."""
+    return [job for job in (make(event) for make in intake) if job is not None]
 
 
 def is_bad_row(exc: Exception) -> bool:
@@ -60,16 +51,18 @@ class _Keep:
 class InboxWriter:
     """Keeps callbacks in the inbox by group commit (see GroupCommit): one transaction per burst."""
 
-    def __init__(self, db: Database, max_batch: int = 200, priority: int = 10) -> None:
+    def __init__(self, db: Database, max_batch: int = 200, priority: Priority | None = None,
+                 intake: list[IntakeJob] | None = None) -> None:
         self.db = db
-        self.priority = priority
+        self.priority = priority  # None: the dispatch job's declared priority
+        self.intake = list(intake or [])  # the routers' `at_intake` declarations
         # A batch that one bad row fails is written again row by row: the others are still kept.
         self._batches = GroupCommit(self._write_batch, max_batch, retry_alone=is_bad_row)
 
     async def store(self, event: InboundEvent) -> int | None:
         """Keep the event and queue its dispatch; the inbox id, or None for a duplicate."""
         # Built here, outside the batch: an event that cannot become a row fails only its caller.
-        keep = _Keep(event, _inbox_row(event), _urgent_jobs(event))
+        keep = _Keep(event, _inbox_row(event), _urgent_jobs(self.intake, event))
         return await self._batches.submit(keep)
 
     async def _write_batch(self, batch: list[_Keep]) -> list[int | None]:
@@ -96,14 +89,12 @@ class InboxWriter:
             )
             ids = {key: inbox_id for inbox_id, key in inserted.all()}
             if ids:
-                common = {"status": "queued", "attempts": 0, "max_attempts": 6, "run_at": time.time(),
-                          "created_at": utcnow()}
                 await conn.execute(Job.__table__.insert(), [
-                    {**common, "kind": DISPATCH_JOB, "payload": dispatch_payload(inbox_id, unique[key].event),
-                     "dedupe_key": f"inbox:{inbox_id}", "priority": self.priority}
+                    job_row(DISPATCH_JOB, dispatch_payload(inbox_id, unique[key].event),
+                            dedupe_key=f"inbox:{inbox_id}", priority=self.priority)
                     for key, inbox_id in ids.items()
                 ])
-                urgent = [{**common, "priority": 0, **job} for key in ids for job in unique[key].urgent_jobs]
+                urgent = [job for key in ids for job in unique[key].urgent_jobs]
                 if urgent:
                     await conn.execute(
                         self.db.insert(Job).on_conflict_do_nothing(index_elements=["dedupe_key"]), urgent)
@@ -137,7 +128,7 @@ def dispatch_payload(inbox_id: int, event: InboundEvent) -> dict:
     return {"inbox_id": inbox_id, "customer": customer_of(event)}
 
 
-@tasks(DISPATCH_JOB)
+@tasks(DISPATCH_JOB, priority=Priority.HIGH)
 async def dispatch_inbox_event(job: JobContext, payload: dict) -> None:
     services = job.services
     inbox_id = payload["inbox_id"]

@@ -24,7 +24,7 @@ def _read_password() -> str:
 
 def _run(action):
     """Run `action(db)` against the configured database (migrated first on SQLite, as serve does)."""
-    from bot.cli import _settings
+    from bot.commandline import cli_settings as _settings
     from bot.storage import Database
     from bot.storage.migrate import upgrade
 

@@ -12,8 +12,6 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-import bot.console.customer_outreach  # noqa: F401  (a customer's outreach, for the console's customer page)
-import bot.console.imports  # noqa: F401  (its API route must be registered before create_app adds the table)
 from bot.api.errors import ApiError
 from bot.api.spec import parse_model, read_json_body
 from bot.console.accounts import check_sign_in

@@ -12,8 +12,6 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-import bot.customers.followup  # noqa: F401  (registers the welcome and enrich jobs)
-import bot.customers.handover  # noqa: F401  (registers the handover route)
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
 from bot.customers.models import Customer, CustomerBinding

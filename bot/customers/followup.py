@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from sqlalchemy import bindparam, select, update
 
-from bot.callback.inbox import at_intake
+from bot.customers.benefits import GRANT_NEW_MEMBER_BENEFITS, NEW_MEMBER_SENTENCE, provided
 from bot.customers.binding import (
     ENRICH_JOB,
     WELCOME_JOB,
@@ -28,7 +28,7 @@ from bot.customers.binding import (
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
-from bot.jobs import JobContext, Priority, Retry, tasks
+from bot.jobs import JobContext, Priority, Retry, job_row, tasks
 from bot.metrics import REGISTRY
 from bot.storage import utcnow
 from bot.wecom.client import WeComAPIError
@@ -53,16 +53,15 @@ WELCOME_PRIORITY = Priority.URGENT  # ahead of everything: the code dies 20 s af
 SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
 
 
-@at_intake
 def welcome_at_intake(event: InboundEvent) -> dict | None:
-    """Written with the inbox row, so the welcome never waits for the dispatch queue."""
+    """Written with the inbox row (handlers/contact.py declares it on its router), so the welcome
+    never waits for the dispatch queue."""
     code = event.get("WelcomeCode")
     if event.change_type not in ("add_external_contact", "add_half_external_contact") or not code:
         return None
-    return {"kind": WELCOME_JOB, "dedupe_key": f"welcome:{code}"[:200], "priority": WELCOME_PRIORITY,
-            "max_attempts": 3,
-            "payload": {"welcome_code": code, "userid": event.user_id, "external_userid": event.external_user_id,
-                        "state": event.get("State") or "", "create_time": event.create_time}}
+    return job_row(WELCOME_JOB, {"welcome_code": code, "userid": event.user_id, "external_userid": event.external_user_id,
+                                 "state": event.get("State") or "", "create_time": event.create_time},
+                   dedupe_key=f"welcome:{code}")
 
 
 def welcome_code_deadline(payload: dict) -> float:
@@ -98,10 +97,8 @@ async def send_welcome(job: JobContext, payload: dict) -> None:
 
 async def _benefit_sentence(services, payload: dict, channel_code: str) -> str | None:
     """What a customer never bound before gets (granted with the enrichment of their binding)."""
-    try:
-        from bot.members.welcome import new_member_sentence
-    except ImportError:  # a build without points and coupons
-        return None
+    if (new_member_sentence := provided(services, NEW_MEMBER_SENTENCE)) is None:
+        return None  # a build without points and coupons
     channel = await catalog_for(services).channel(services, channel_code)
     added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
     return await new_member_sentence(services, payload["external_userid"],
@@ -222,10 +219,8 @@ async def _enrich(services, pending: list[_Pending]) -> None:
 async def _grant_benefits(services, added: list[_Pending]) -> None:
     """The new-member benefit the welcome named, for the customers whose first binding this is:
     one transaction for the batch (before the bindings are marked, so a failure is retried)."""
-    try:
-        from bot.members.welcome import grant_new_member_benefits
-    except ImportError:  # a build without points and coupons
-        return
+    if (grant_new_member_benefits := provided(services, GRANT_NEW_MEMBER_BENEFITS)) is None:
+        return  # a build without points and coupons
     catalog, grants = catalog_for(services), []
     for binding in added:
         channel = binding.channel_code and await catalog.channel(services, binding.channel_code)

@@ -11,14 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 
-from bot.api.auth import Role
-from bot.api.spec import ApiCall, api
 from bot.customers.tag_mirror_models import CustomerTag
 from bot.jobs import JobContext, tasks
-from bot.jobs.queue import enqueue
 from bot.storage import utcnow
 from bot.stores.models import Guide
 from bot.wecom.client import WeComAPIError
@@ -114,17 +110,3 @@ async def resync_job(job: JobContext, payload: dict) -> None:
             if rows:
                 await session.execute(CustomerTag.__table__.insert(), rows)
     log.info("customer tags resynced for %d guides", len(guides))
-
-
-class ResyncOut(BaseModel):
-    queued: bool
-
-
-@api.route("POST", "/api/v1/customer-tags/resync", summary="Re-read every customer's tags from WeCom (a job)",
-           roles=[Role.HQ_ADMIN], response=ResyncOut, status=202)
-async def request_resync(call: ApiCall) -> ResyncOut:
-    async with call.services.db.session() as session, session.begin():
-        # One resync at a time: a second request while one waits is the same job.
-        queued = await enqueue(session, RESYNC_JOB, {}, dedupe_key=f"customer-tags-resync:{utcnow():%Y%m%d%H%M}")
-    call.services.wake_runner()
-    return ResyncOut(queued=queued)

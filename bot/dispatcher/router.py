@@ -6,8 +6,12 @@ from typing import Any
 
 from bot.dispatcher.context import EventContext
 from bot.dispatcher.filters import FieldFilter, build_filters
+from bot.wecom.events import InboundEvent
 
 Handler = Callable[[EventContext], Awaitable[Any]]
+# At intake, with the inbox row: event -> a job row (bot.jobs.job_row) or None. For work that cannot
+# wait for the event's turn in the dispatch queue (a welcome code dies 20 s after the add).
+IntakeJob = Callable[[InboundEvent], "dict | None"]
 Middleware = Callable[[Handler, EventContext], Awaitable[Any]]
 
 
@@ -27,6 +31,7 @@ class Router:
         self.name = name
         self._handlers: list[Registration] = []
         self._children: list[Router] = []
+        self._intake: list[IntakeJob] = []
 
     def on(self, **criteria) -> Callable[[Handler], Handler]:
         """Register a handler: `@router.on(event="change_external_contact", change_type=...)`."""
@@ -37,6 +42,14 @@ class Router:
             return handler
 
         return register
+
+    def at_intake(self, job: IntakeJob) -> IntakeJob:
+        """Declare a job written with the inbox row of the events it returns a row for."""
+        self._intake.append(job)
+        return job
+
+    def intake_jobs(self) -> list[IntakeJob]:
+        return [*self._intake, *(job for child in self._children for job in child.intake_jobs())]
 
     def include_router(self, router: Router) -> Router:
         self._children.append(router)

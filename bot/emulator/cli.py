@@ -10,7 +10,7 @@ import click
 
 
 def _settings():
-    from bot.cli import _settings
+    from bot.commandline import cli_settings as _settings
 
     return _settings()
 

@@ -6,5 +6,3 @@ from bot.jobs.runner import JobRunner
 
 __all__ = ["JobContext", "JobOptions", "JobRunner", "Priority", "Retry", "enqueue", "insert_jobs", "job_row",
            "tasks"]
-
-from bot.jobs import retention  # noqa: E402,F401  (registers the nightly retention job and its cron)

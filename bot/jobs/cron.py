@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from bot.config import DEFAULT_TIMEZONE
 from bot.jobs.queue import insert_jobs, job_row
 from bot.storage.db import utcnow
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 KEY_PREFIX = "cron:"
 
 _FIELDS = (  # name, lowest, highest, names
@@ -116,22 +116,27 @@ class CronJob:
     payload: dict = field(default_factory=dict)
 
 
-_cron_jobs: dict[str, CronJob] = {}
-
-
 def cron(name: str, spec: str, kind: str, payload: dict | None = None) -> CronJob:
-    """Declare a recurring job (at import, beside its task): `kind` runs at every match of `spec`."""
+    """Declare a recurring job beside its task: `kind` runs at every match of `spec`. A feature
+    lists it in its `cron`; the composition installs it (`install_cron_jobs`)."""
     if not name or ":" in name:
         raise ValueError(f"cron name {name!r} must be non-empty and without ':'")
     parse_cron(spec)
-    job = CronJob(name, spec, kind, dict(payload or {}))
-    if _cron_jobs.get(name, job) != job:
-        raise ValueError(f"cron job {name!r} declared twice")
-    _cron_jobs[name] = job
-    return job
+    return CronJob(name, spec, kind, dict(payload or {}))
+
+
+_cron_jobs: dict[str, CronJob] = {}  # installed by the composition: the runner queues next occurrences
+
+
+def install_cron_jobs(jobs: list[CronJob]) -> None:
+    for job in jobs:
+        if _cron_jobs.get(job.name, job) != job:
+            raise ValueError(f"cron job {job.name!r} declared twice")
+        _cron_jobs[job.name] = job
 
 
 def cron_jobs() -> list[CronJob]:
+    """The recurring jobs installed in this process."""
     return list(_cron_jobs.values())
 
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ OnExpired = Callable[[dict], None]
 class JobOptions:
     """What a job kind declares once, where it is defined (enqueue and the runner read it here)."""
 
-    priority: int = Priority.NORMAL
+    priority: Priority = Priority.NORMAL
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # one run; a hung call must not hold its lease forever
     deadline: Deadline | None = None
@@ -59,8 +60,28 @@ class JobOptions:
 DEFAULT_OPTIONS = JobOptions()
 
 
+@dataclass(frozen=True)
+class JobDeclaration:
+    """What `@tasks(kind, ...)` attaches to the function it decorates."""
+
+    kind: str
+    options: JobOptions
+
+
+def declaration_of(function: JobFunction) -> JobDeclaration:
+    declared = getattr(function, "job", None)
+    if not isinstance(declared, JobDeclaration):
+        raise TypeError(f"{function!r} is not declared as a job (decorate it with @tasks(kind, ...))")
+    return declared
+
+
 class TaskRegistry:
-    """Job kinds → coroutine functions and their options; features register theirs at import time."""
+    """Job kinds → coroutine functions and their options.
+
+    `@tasks(kind, priority=..., ...)` only *declares*: it attaches the kind and options to the
+    function. A feature lists its job functions; the app's composition (bot/features.py) installs
+    them with `tasks.install(...)`, and the runner and `job_row` look kinds up here.
+    """
 
     def __init__(self) -> None:
         self._functions: dict[str, JobFunction] = {}
@@ -70,7 +91,7 @@ class TaskRegistry:
         self,
         kind: str,
         *,
-        priority: int = Priority.NORMAL,
+        priority: Priority = Priority.NORMAL,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         deadline: Deadline | None = None,
@@ -78,23 +99,29 @@ class TaskRegistry:
     ) -> Callable[[JobFunction], JobFunction]:
         if max_attempts < 1 or timeout <= 0:
             raise ValueError(f"job kind {kind!r}: max_attempts must be >= 1 and timeout > 0")
-        options = JobOptions(priority=int(priority), max_attempts=max_attempts, timeout=timeout, deadline=deadline,
-                             on_expired=on_expired)
+        declared = JobDeclaration(kind, JobOptions(priority=Priority(priority), max_attempts=max_attempts,
+                                                   timeout=timeout, deadline=deadline, on_expired=on_expired))
 
-        def register(function: JobFunction) -> JobFunction:
-            if kind in self._functions and self._functions[kind] is not function:
-                raise ValueError(f"job kind {kind!r} registered twice")
-            self._functions[kind] = function
-            self._options[kind] = options
+        def declare(function: JobFunction) -> JobFunction:
+            function.job = declared  # type: ignore[attr-defined]
             return function
 
-        return register
+        return declare
+
+    def install(self, functions: Iterable[JobFunction]) -> None:
+        """Make declared job functions runnable in this process (the composition calls this)."""
+        for function in functions:
+            declared = declaration_of(function)
+            if self._functions.get(declared.kind, function) is not function:
+                raise ValueError(f"job kind {declared.kind!r} declared twice")
+            self._functions[declared.kind] = function
+            self._options[declared.kind] = declared.options
 
     def get(self, kind: str) -> JobFunction | None:
         return self._functions.get(kind)
 
     def options(self, kind: str) -> JobOptions:
-        """The kind's declared options (defaults for a kind not registered in this process)."""
+        """The kind's declared options (defaults for a kind not installed in this process)."""
         return self._options.get(kind, DEFAULT_OPTIONS)
 
     def kinds(self) -> list[str]:
@@ -102,3 +129,10 @@ class TaskRegistry:
 
 
 tasks = TaskRegistry()
+
+
+def declared_jobs(*modules: ModuleType) -> list[JobFunction]:
+    """The job functions declared in these modules (with @tasks), in the order they are defined."""
+    return [value for module in modules for value in vars(module).values()
+            if isinstance(getattr(value, "job", None), JobDeclaration)
+            and getattr(value, "__module__", None) == module.__name__]

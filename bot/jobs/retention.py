@@ -72,4 +72,4 @@ async def prune_finished_job(ctx: JobContext, payload: dict) -> None:
     log.info("retention: %s", result)
 
 
-cron("retention", "30 4 * * *", RETENTION_JOB)  # nightly, after the members' housekeeping
+RETENTION_CRON = cron("retention", "30 4 * * *", RETENTION_JOB)  # nightly, after the members' housekeeping

@@ -181,8 +181,3 @@ async def merge_route(call: ApiCall) -> MemberOut:
         return await member_out(session, member)
 
 
-import bot.members.api_coupons  # noqa: E402,F401  (registers its routes)
-import bot.members.api_orders  # noqa: E402,F401
-import bot.members.customer_orders  # noqa: E402,F401  (a customer's orders, for the console)
-import bot.members.customer_search  # noqa: E402,F401  (GET /api/v1/customers: the list and search)
-import bot.members.housekeeping  # noqa: E402,F401  (registers the nightly job)

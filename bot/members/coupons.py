@@ -176,3 +176,8 @@ async def buy_with_points(
     await ledger.debit(session, member, template.points_price, kind="redeem", key=f"{key}:points",
                        reason=f"兑换 {template.name}", ref=f"template:{template_code}", now=now)
     return await issue_coupon(session, member, template_code, source="mall", key=key, now=now)
+
+
+async def template_name(session: AsyncSession, code: str) -> str | None:
+    """The coupon's name as customers see it (the landing page names a channel's benefit by it)."""
+    return await session.scalar(select(CouponTemplate.name).where(CouponTemplate.code == code))

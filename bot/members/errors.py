@@ -1,10 +1,10 @@
-"""Domain errors: an ApiError subclass, so the admin API answers them in the standard shape and the
-chat can turn the same error into a sentence."""
+"""Domain errors: a plain exception (bot.errors.DomainError); the admin API answers it in the
+standard shape and the chat turns the same error into a sentence."""
 
 from __future__ import annotations
 
-from bot.api.errors import ApiError
+from bot.errors import DomainError
 
 
-class MemberError(ApiError):
+class MemberError(DomainError):
     """A refused change (not found, insufficient points, expired coupon…); nothing was written."""

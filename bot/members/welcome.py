@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import corp_zone
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer
 from bot.jobs import JobContext, tasks
@@ -32,7 +33,6 @@ from bot.storage import utcnow
 GRANT_WELCOME_JOB = "members.grant_welcome"
 
 log = logging.getLogger("bot.members")
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ async def describe_welcome_benefit(
     if not template.active or (template.stock is not None and template.issued_count >= template.stock):
         return "您已成为我们的会员，回复「积分」随时查看积分。"
     _, until = coupons.validity(template, utcnow())
-    return (f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，"
+    return (f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(corp_zone()):%m月%d日}前有效，"
             "回复「我的券」随时查看。")
 
 
@@ -130,7 +130,7 @@ async def new_member_sentence(services, external_userid: str, template_code: str
 
 
 def _coupon_sentence(template, until: dt.datetime) -> str:
-    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(CHINA):%m月%d日}前有效，回复「我的券」随时查看。"
+    return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(corp_zone()):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
 async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]],
@@ -284,7 +284,7 @@ async def grant_welcome_job(job: JobContext, payload: dict) -> None:
 
 
 def coupon_sentence(coupon: Coupon, template: CouponTemplate) -> str:
-    until = coupon.valid_until.astimezone(CHINA)
+    until = coupon.valid_until.astimezone(corp_zone())
     return f"{template.name}（{coupons.describe(template)}），{until:%m月%d日}前有效"
 
 

@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-import bot.stores.api_codes  # noqa: F401  (registers channel and QR code routes)
-import bot.stores.stats  # noqa: F401  (registers stats routes)
 from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api

@@ -11,7 +11,8 @@ from bot.stores.importer import ImportReport, import_guides_csv, import_stores_c
 
 
 async def _run(function, path: str, progress: bool) -> ImportReport:
-    from bot.cli import _check_backends, _settings
+    from bot.commandline import check_backends as _check_backends
+    from bot.commandline import cli_settings as _settings
     from bot.kv import open_store
     from bot.storage import Database
     from bot.storage.migrate import upgrade

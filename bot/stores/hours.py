@@ -13,7 +13,8 @@ import re
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+from bot.config import DEFAULT_TIMEZONE
+
 CHINA = ZoneInfo(DEFAULT_TIMEZONE)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.api.errors import ApiError
+from bot.errors import DomainError
 from bot.lbs import InvalidCoordinates, to_gcj02
 from bot.storage import utcnow
 from bot.stores.assign import GuidePick, choose_guide, guide_if_available
@@ -64,9 +64,9 @@ async def active_code(services, code: str) -> QrCode:
     async with services.db.session() as session:
         qrcode = await session.scalar(select(QrCode).where(QrCode.code == code))
     if qrcode is None:
-        raise ApiError(404, "unknown_code", f"no QR code {code!r}")
+        raise DomainError(404, "unknown_code", f"no QR code {code!r}")
     if qrcode.status != "active":
-        raise ApiError(410, "code_disabled", f"QR code {code!r} is disabled")
+        raise DomainError(410, "code_disabled", f"QR code {code!r} is disabled")
     return qrcode
 
 
@@ -118,7 +118,7 @@ async def _resolve(services, qrcode: QrCode, step: str, decide: Callable[..., Aw
             way = await contact_way_for(services, userid, d.pick.guide.store_code, qrcode.channel_code)
         except (RateLimited, WeComUnavailable) as exc:  # WeCom itself is in trouble: the next guide would be too
             log.error("contact way for %s failed: %s", userid, exc)
-            raise ApiError(503, "wecom_unavailable", NO_GUIDE_REACHABLE) from None
+            raise DomainError(503, "wecom_unavailable", NO_GUIDE_REACHABLE) from None
         except WeComAPIError as exc:
             log.error("WeCom refused a contact way for guide %s (errcode %s: %s); passing them over",
                       userid, exc.errcode, exc.errmsg)
@@ -137,7 +137,7 @@ async def _resolve(services, qrcode: QrCode, step: str, decide: Callable[..., Aw
         if record:
             async with services.db.session() as session, session.begin():
                 session.add(funnel(Decision(d.store_code, d.distance_m, None, "guide_unreachable")))
-        raise ApiError(503, "guide_unreachable", NO_GUIDE_REACHABLE,
+        raise DomainError(503, "guide_unreachable", NO_GUIDE_REACHABLE,
                        {"refused_guides": len(refused)})
     card = directory_for(services).cards.get(d.store_code or "")
     return {
@@ -157,12 +157,12 @@ def _moment(services, now: dt.datetime | None) -> Moment:
 
 async def locate(services, qrcode: QrCode, lat, lng, coord_system: str, visitor: str | None,
                  now: dt.datetime | None = None, *, record: bool = True) -> dict:
-    """The offer for a customer at (lat, lng) in `coord_system`; ApiError 400 on bad coordinates."""
+    """The offer for a customer at (lat, lng) in `coord_system`; DomainError 400 on bad coordinates."""
     at = _moment(services, now)
     try:
         lat, lng = to_gcj02(lat, lng, coord_system)
     except (InvalidCoordinates, ValueError) as exc:
-        raise ApiError(400, "invalid_coordinates", str(exc)) from None
+        raise DomainError(400, "invalid_coordinates", str(exc)) from None
     directory = directory_for(services)
     await directory.refresh(services)
     stores, _ = directory.nearest(lat, lng, qrcode.radius_m, at.now, limit=NEARBY_LIMIT, zone=at.zone)
@@ -189,7 +189,7 @@ async def choose(services, qrcode: QrCode, store_code: str | None, visitor: str 
     if store_code is not None:
         card = directory.cards.get(store_code)
         if card is None or card.status != "open":
-            raise ApiError(404, "unknown_store", f"no open store {store_code!r}")
+            raise DomainError(404, "unknown_store", f"no open store {store_code!r}")
 
     async def decide(session, skip: set[str]) -> Decision:
         if store_code is None:

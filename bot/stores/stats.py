@@ -17,11 +17,12 @@ from sqlalchemy import case, func, literal, select, text, union_all
 from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
+from bot.config import corp_zone
 from bot.customers.binding import LOSSES
 from bot.customers.models import CustomerBinding
 from bot.storage import utcnow
 from bot.stores.assign import ADD_SOURCES
-from bot.stores.hours import CHINA, china_day_start
+from bot.stores.hours import china_day_start
 from bot.stores.models import FunnelEvent, Guide
 
 ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
@@ -39,7 +40,7 @@ class Period(BaseModel):
     until: dt.date | None = Field(None, description="last day, inclusive; default: today")
 
     def bounds(self, default_days: int) -> tuple[dt.datetime, dt.datetime]:
-        today = utcnow().astimezone(CHINA).date()
+        today = utcnow().astimezone(corp_zone()).date()
         # Rules between the two fields, which a schema cannot state: 422 (the query itself is valid).
         if self.since and self.until and self.since > self.until:
             raise ApiError(422, "invalid_request", "since is after until", [{"field": "since", "problem": "after until"}])
@@ -48,8 +49,8 @@ class Period(BaseModel):
                            [{"field": "until", "problem": f"more than {MAX_DAYS} days after since"}])
         until = min(max(self.until or today, FIRST_DAY), LAST_DAY)
         since = min(max(self.since or until - dt.timedelta(days=default_days - 1), FIRST_DAY), LAST_DAY)
-        start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
-        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+        start = dt.datetime.combine(since, dt.time(), corp_zone()).astimezone(dt.UTC)
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), corp_zone()).astimezone(dt.UTC)
         return start, end
 
 
@@ -125,7 +126,7 @@ class Leaderboard(BaseModel):
 
 
 def period_start(when: dt.datetime, period: str) -> dt.date:
-    day = china_day_start(when).astimezone(CHINA).date()
+    day = china_day_start(when, corp_zone()).astimezone(corp_zone()).date()
     return day - dt.timedelta(days=day.weekday()) if period == "week" else day
 
 
@@ -135,13 +136,14 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     q: LeaderboardQuery = call.query
     start, end = q.bounds(7 if q.period == "day" else 56)
     dialect = call.services.db.engine.dialect.name
+    zone = corp_zone()
     # Tallied and ranked in the database: at a million customers a month's bindings are too many
     # to fetch, so only each period's leaders come back. One row per add and per loss, one GROUP BY.
-    added = (select(period_of(CustomerBinding.started_at, q.period, start, end, CHINA, dialect).label("period"),
+    added = (select(period_of(CustomerBinding.started_at, q.period, start, end, zone, dialect).label("period"),
                     CustomerBinding.guide_userid, CustomerBinding.store_code, literal(1).label("added"))
              .where(CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
                     CustomerBinding.source.in_(ADD_SOURCES)))
-    lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, CHINA, dialect).label("period"),
+    lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, zone, dialect).label("period"),
                    CustomerBinding.guide_userid, CustomerBinding.store_code, literal(0).label("added"))
             .where(CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end,
                    CustomerBinding.end_reason.in_(LOSSES)))

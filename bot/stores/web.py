@@ -25,13 +25,16 @@ from sqlalchemy import select
 
 from bot.api.errors import ApiError
 from bot.api.spec import validation_details
+from bot.errors import DomainError
 from bot.lbs import CoordSystem
-from bot.members.models import CouponTemplate
 from bot.services import SERVICES
 from bot.stores.directory import directory_for
 from bot.stores.funnel import record_step, visitor_may_write
 from bot.stores.locate import active_code, choose, locate
 from bot.stores.models import Channel, QrCode
+from bot.wiring import provided
+
+COUPON_NAME = "stores.coupon_name"  # (session, template code) -> name | None, from the members feature
 
 log = logging.getLogger("bot.stores.web")
 
@@ -112,11 +115,12 @@ async def _render_landing(services, qrcode: QrCode) -> str:
     """The page in the customer's words: public title, brand and the channel's new-member benefit."""
     async with services.db.session() as session:
         words = (await session.execute(
-            select(Channel.benefit_text, CouponTemplate.name)
-            .outerjoin(CouponTemplate, CouponTemplate.code == Channel.benefit_template_code)
-            .where(Channel.code == qrcode.channel_code)
+            select(Channel.benefit_text, Channel.benefit_template_code).where(Channel.code == qrcode.channel_code)
         )).first()
-    benefit_text, coupon_name = words or (None, None)
+        benefit_text, template_code = words or (None, None)
+        coupon_name = None
+        if not benefit_text and template_code and (name_of := provided(services, COUPON_NAME)) is not None:
+            coupon_name = await name_of(session, template_code)  # the members feature's coupon templates
     benefit = benefit_text or (coupon_name and f"添加导购即享新人礼：{coupon_name}") or DEFAULT_BENEFIT
     title = qrcode.public_title or DEFAULT_TITLE  # never `name`: that is HQ's internal label
     brand = services.settings.brand_name
@@ -134,7 +138,7 @@ async def landing_page(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     try:
         qrcode = await active_code(services, code)
-    except ApiError as exc:
+    except DomainError as exc:
         title = "二维码已停用" if exc.status == 410 else "二维码不存在"
         return _message_page(exc.status, title, "请联系门店工作人员获取新的二维码。")
     visitor = _visitor(request) or secrets.token_hex(12)

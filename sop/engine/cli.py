@@ -31,15 +31,13 @@ def playbook_files() -> list[Path]:
 
 
 def _run(coroutine_factory):
-    from bot.app import _load_features
-    from bot.cli import _settings
+    from bot.commandline import cli_settings, cli_wiring
     from bot.services import open_services
 
-    settings = _settings()
-    _load_features()
+    settings, wiring = cli_settings(), cli_wiring()
 
     async def run():
-        async with open_services(settings) as services:
+        async with open_services(settings, wiring=wiring) as services:
             return await coroutine_factory(services)
 
     return asyncio.run(run())

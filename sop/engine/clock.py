@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-DEFAULT_ZONE = "Asia/Shanghai"
+from bot.config import DEFAULT_TIMEZONE as DEFAULT_ZONE
+
 DEFAULT_WINDOW = ("08:00", "22:00")  # a template without a window never sends at night
 
 

@@ -1,7 +1,8 @@
-"""Everything the SOP engine adds to the service: its API routes and job kinds (the guides'
-router is handlers/guide_tasks.py). The app imports this module."""
+"""Everything the SOP engine adds to the service: its API routes, job kinds, recurring tick, tables
+and `wecom-assistant sop` (the guides' router is handlers/guide_tasks.py)."""
 
-from sop.engine import api, tick
+from bot.wiring import Feature
+from sop.engine import api, cli, models, tick
 
 ROUTES = [api.create_sop, api.update_sop, api.list_sops, api.get_sop, api.pause_sop, api.resume_sop,
           api.dry_run_sop, api.preview_step, api.sop_stats]
@@ -11,3 +12,5 @@ JOBS = {
     tick.PUSH_JOB: tick.push_job,
     tick.REPLY_JOB: tick.reply_job,
 }
+FEATURE = Feature("sop.engine", routes=ROUTES, jobs=list(JOBS.values()), cron=[tick.TICK_CRON], models=[models],
+                  commands=[cli.sop_group])

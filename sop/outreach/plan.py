@@ -10,13 +10,13 @@ row passes through Python, so 1,000,000 customers plan in seconds.
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from sqlalchemy import case, func, insert, literal, literal_column, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.models import Customer, CustomerBinding
+from bot.jobs.queue import job_row
 from bot.jobs.wakeup import notify_workers
 from bot.storage.models import Job
 from bot.stores.models import Guide
@@ -161,10 +161,8 @@ async def enqueue_many(session: AsyncSession, jobs: list[tuple[str, dict, str]],
     """(kind, payload, dedupe_key) jobs in multi-row INSERTs; an existing key is kept as it is.
     Without `wake`, workers find them at their next poll."""
     insert_for = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
-    now = time.time()
     for start in range(0, len(jobs), batch):
-        values = [dict(kind=kind, payload=payload, dedupe_key=key, priority=priority, status="queued",
-                       attempts=0, max_attempts=max_attempts, run_at=now)
+        values = [job_row(kind, payload, dedupe_key=key, priority=priority, max_attempts=max_attempts)
                   for kind, payload, key in jobs[start:start + batch]]
         await session.execute(insert_for(Job).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
     if jobs and wake:

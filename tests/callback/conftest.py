@@ -12,18 +12,27 @@ from bot.app import create_app
 from tests.conftest import TEST_CORP_ID
 
 
-def contact_event(external_userid: str, create_time: int | str | None = None, msg_id: str | None = None) -> str:
-    """A customer-contact add event (or, with msg_id, the same fields carrying a MsgId)."""
+def contact_event(external_userid: str, userid: str = "guide01", create_time: int | str | None = None,
+                  change_type: str = "add_external_contact", state: str | None = None,
+                  msg_id: str | None = None) -> str:
+    """A customer-contact event (by default: an add); with msg_id the same fields carry a MsgId."""
     return (
         f"<xml><ToUserName><![CDATA[{TEST_CORP_ID}]]></ToUserName>"
         "<FromUserName><![CDATA[sys]]></FromUserName>"
         f"<CreateTime>{create_time if create_time is not None else int(time.time())}</CreateTime>"
         "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
-        "<ChangeType><![CDATA[add_external_contact]]></ChangeType><UserID><![CDATA[guide01]]></UserID>"
+        f"<ChangeType><![CDATA[{change_type}]]></ChangeType><UserID><![CDATA[{userid}]]></UserID>"
         f"<ExternalUserID><![CDATA[{external_userid}]]></ExternalUserID>"
+        + (f"<State><![CDATA[{state}]]></State>" if state is not None else "")
         + (f"<MsgId>{msg_id}</MsgId>" if msg_id is not None else "")
         + f"<WelcomeCode><![CDATA[WC{external_userid}]]></WelcomeCode></xml>"
     )
+
+
+async def post(client, sealed: dict, body: str | bytes | None = None, **param_overrides):
+    """POST a sealed callback to /wecom/callback (parameters and body may be overridden)."""
+    params = {**sealed["params"], **param_overrides}
+    return await client.post("/wecom/callback", params=params, data=body if body is not None else sealed["body"])
 
 
 async def raw_post(host: str, port: int, params: dict, body: bytes, *, pieces: int = 2, pause: float = 0.05,

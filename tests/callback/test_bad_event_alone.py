@@ -66,7 +66,8 @@ async def test_a_row_the_database_refuses_fails_only_its_own_callback(intake, cr
     def broken_hook(event):
         return {"kind": None, "dedupe_key": "broken"} if event.external_user_id == "wmBroken" else None
 
-    monkeypatch.setattr(inbox, "_intake_jobs", [*inbox._intake_jobs, broken_hook])
+    writer = intake.app[SERVICES].inbox
+    monkeypatch.setattr(writer, "intake", [*writer.intake, broken_hook])
     good = [crypto.seal(contact_event(f"wmFine{i:03d}")) for i in range(200)]
     broken = crypto.seal(contact_event("wmBroken"))
     answers = await asyncio.gather(*(post(intake, s) for s in [*good[:100], broken, *good[100:]]))

@@ -17,14 +17,14 @@ def run_pytest(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_embedded_run_collects_and_passes_without_postgresql():
-    result = run_pytest("tests/test_callback.py::test_official_url_verification_vector", "tests/test_jobs.py",
+    result = run_pytest("tests/callback/test_callback.py::test_official_url_verification_vector", "tests/jobs/test_runner.py",
                         "-k", "official_url_verification or backoff")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
 
 def test_a_postgresql_test_without_the_server_fails_naming_the_setting():
-    result = run_pytest("tests/test_jobs.py::test_two_workers_on_postgres_drain_1000_jobs_none_twice")
+    result = run_pytest("tests/jobs/test_runner.py::test_two_workers_on_postgres_drain_1000_jobs_none_twice")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 error" in result.stdout and "skipped" not in result.stdout
     assert "TEST_POSTGRES_URL" in result.stdout and "127.0.0.1:1" in result.stdout

@@ -73,3 +73,6 @@ def test_during_an_outage_a_deadline_job_tries_again_within_a_third_of_the_time_
     outcome = runner(SimpleNamespace(is_sqlite=True))._after_transient_fault(job, "KVUnavailable", deadline)
     # Before: a 30 s back-off step, cut only to the last moment (deadline - 0.05 s).
     assert outcome.status == "queued" and outcome.run_at <= time.time() + 15 / 3 + 0.1
+
+
+tasks.install([welcome_like, plain])  # the jobs these tests run (the app installs its features')

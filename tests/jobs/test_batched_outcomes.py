@@ -35,3 +35,6 @@ async def test_a_burst_of_failures_and_completions_is_recorded_in_a_few_statemen
     statuses = sorted(job.status for job in await rows(db))
     assert statuses == ["dead"] * 10 + ["done"] * 10
     assert len(outcome_writes) <= 5, len(outcome_writes)  # one per failure would be 10 or more
+
+
+tasks.install([fails_once_and_for_all, quick])  # the jobs these tests run (the app installs its features')

@@ -183,3 +183,6 @@ async def test_a_connection_left_mid_operation_is_discarded_not_pooled(monkeypat
             assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await db.dispose()
+
+
+tasks.install([reads_twice, no_database])  # the jobs these tests run (the app installs its features')

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.jobs import tasks
-from bot.jobs.cron import cron, next_run, occurrence_key, seed_cron_jobs
+from bot.jobs.cron import cron, install_cron_jobs, next_run, occurrence_key, seed_cron_jobs
 from bot.storage.models import Job
 
 UTC = dt.UTC
@@ -100,9 +100,12 @@ async def test_a_burst_ends_though_an_every_minute_job_is_always_due_soon(db, ru
 
 
 def test_housekeeping_and_retention_run_through_cron():
-    import bot.members.housekeeping  # noqa: F401
-    from bot.jobs.cron import cron_jobs
+    from bot.features import wiring
 
-    declared = {job.name: (job.spec, job.kind) for job in cron_jobs()}
+    declared = {job.name: (job.spec, job.kind) for job in wiring().cron}
     assert declared["members.housekeeping"] == ("0 3 * * *", "members.housekeeping")
     assert declared["retention"] == ("30 4 * * *", "jobs.retention")
+
+
+tasks.install([every_minute])  # the jobs these tests run (the app installs its features')
+install_cron_jobs([EVERY_MINUTE, NEW_YEAR])

@@ -53,3 +53,6 @@ async def test_a_hung_job_is_stopped_by_its_timeout_and_dead_lettered(db, runner
     (job,) = await rows(db)
     assert HUNG == [1, 2]
     assert (job.status, job.last_error) == ("dead", "timed out after 0.2s")
+
+
+tasks.install([declared, hangs])  # the jobs these tests run (the app installs its features')

@@ -74,9 +74,12 @@ async def test_a_job_claimed_after_its_deadline_is_expired_without_running(db, r
 
 
 def test_the_welcome_declares_its_code_lifetime_as_deadline():
-    import bot.customers.followup  # noqa: F401  (registers the welcome job)
+    from bot.customers.followup import send_welcome
+    from bot.jobs.registry import declaration_of
 
-    options = tasks.options(WELCOME_JOB)
+    declared = declaration_of(send_welcome)
+    assert declared.kind == WELCOME_JOB
+    options = declared.options
     assert options.deadline({"create_time": 1_700_000_000}) == 1_700_000_020
     assert options.max_attempts == 3 and options.priority == 100 and options.timeout <= 20
 
@@ -92,3 +95,6 @@ def test_outages_are_transient_and_refusals_are_not():
     assert not is_transient_fault(KVError("WRONGTYPE Operation against a key holding the wrong kind of value"))
     assert not is_transient_fault(asyncpg.DataError("invalid input for query argument $1"))
     assert not is_transient_fault(ValueError("a bug"))
+
+
+tasks.install([welcome_like])  # the jobs these tests run (the app installs its features')

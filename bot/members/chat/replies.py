@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
+from bot.config import corp_zone
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_NAMES = dict(zip(WEEKDAYS, ("周一", "周二", "周三", "周四", "周五", "周六", "周日"), strict=True))
 
@@ -39,7 +40,7 @@ def help_menu(head: str = "您好，我是门店小助手，可以帮您：") ->
 
 
 def day(moment: dt.datetime) -> str:
-    return f"{moment.astimezone(CHINA):%Y年%m月%d日}"
+    return f"{moment.astimezone(corp_zone()):%Y年%m月%d日}"
 
 
 def yuan(fen: int) -> str:

@@ -3,7 +3,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.storage.registry import metadata
+from bot.features import metadata
 
 config = context.config
 

@@ -1,0 +1,1 @@
+"""Settings: one TIMEZONE for the whole process."""

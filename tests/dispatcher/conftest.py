@@ -1,0 +1,1 @@
+"""The dispatcher's tests: callbacks through routers, filters and middlewares."""

@@ -1,0 +1,1 @@
+"""The WeCom emulator's tests and the `world` fixture's own."""

@@ -1,0 +1,1 @@
+"""The key-value store's contract, on memory and on Redis."""

@@ -1,0 +1,1 @@
+"""Location: coordinate systems and the nearest store."""

@@ -1,0 +1,1 @@
+"""Operations: health, readiness, metrics, and `serve` on the embedded default."""

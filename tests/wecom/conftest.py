@@ -1,0 +1,1 @@
+"""The asyncio WeCom client's tests."""
