@@ -9,9 +9,7 @@ export const TRIGGERS: Record<string, string> = {
 }
 export const EXITS: Record<string, string> = { purchased: '已购买', unfriended: '删除好友', coupon_redeemed: '券已核销', stage_changed: '阶段变化' }
 export const REACHES: Record<string, string> = { group_send: '群发（导购确认后发出）', guide_push: '推送导购转发', guide_task: '导购一对一任务' }
-export const STAGES: Record<string, string> = {
-  new_friend: '新好友', member: '会员', first_purchase: '首购', repeat: '复购', loyal: '忠诚', at_risk: '流失风险', dormant: '沉睡',
-}
+export { STAGES } from './labels'
 export const SOP_STATUS: Record<string, string> = { active: '运行中', paused: '已暂停' }
 /** Which trigger field each trigger needs (the API refuses the template without it). */
 export const TRIGGER_NEEDS: Record<string, 'days_before' | 'stage' | 'days' | 'schedule'> = {
