@@ -83,6 +83,9 @@ async def test_build_approve_and_launch_a_campaign_then_see_its_results(browser,
     await page.click("[data-test=action-launch]")
     await expect(status).not_to_have_text("已审批")
     await world.settle(timeout=30)
+    stored = await page.evaluate(f"fetch('/api/v1/campaigns/{campaign_id}').then(r => r.json())")
+    assert (stored["audience"], stored["benefit"], stored["holdout_percent"]) == (
+        {"stores": ["SH01"]}, {"coupon_template_code": "CARE20"}, 0)
 
     # Each guide confirms their own task in WeCom (the emulator), one per guide of 上海一店.
     sends = list(world.emulator.group_sends.values())
