@@ -126,7 +126,7 @@ describe('SOP page', () => {
     await wrapper.get('[data-test=pause-onboarding]').trigger('click')
     await flushPromises()
     expect(calls.some((c) => c.method === 'POST' && c.url === '/api/v1/sops/onboarding/pause')).toBe(true)
-  }, 30000)
+  })
 
   it('shows the API’s 422 at the field it names and keeps the editor open', async () => {
     const wrapper = await mountPage()
@@ -146,5 +146,5 @@ describe('SOP page', () => {
     expect(step.querySelector('.el-form-item.is-error')?.textContent).toContain('时间顺序有误：必须晚于步骤 d1')
     expect(document.querySelector('[data-test=step-0] .el-form-item.is-error')).toBeNull()
     expect(document.querySelector('[data-test=sop-editor]')?.textContent).toContain('编辑 SOP')
-  }, 30000)
+  })
 })
