@@ -25,6 +25,7 @@ const PHRASES: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^to must be after from$/, () => '结束时间必须晚于开始时间'],
   [/^step keys must be unique$/, () => '步骤标识不能重复'],
   [/^exists$/, () => '编码已存在'],
+  [/^unknown$/, () => '不存在'],
   [/^Input should be '/, () => '取值不在可选范围内'],
   [/^([\w.]+): (.+)$/, (m) => `${m[1]}：${translate(m[2])}`],
 ]
