@@ -51,6 +51,9 @@ export interface SopDraft {
 
 type Doc = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** A template as the API answers it (GET /api/v1/sops). */
+export interface SopTemplate { code: string; name: string; status: string; version: number; versions: number; document: Doc; updated_at: string }
+
 export function blankStep(index: number): StepDraft {
   return { key: `d${index + 1}`, days: index + 1, hours: 0, minutes: 0, at: '10:00', reach: 'group_send', text: '', sku: [], coupon_template_code: '', kept: {} }
 }

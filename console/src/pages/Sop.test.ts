@@ -142,8 +142,7 @@ describe('SOP page', () => {
     const step = document.querySelector('[data-test=step-1]')!
     // Element Plus marks the item and shows the message under it (after its enter transition).
     expect([...step.querySelectorAll('.el-form-item.is-error > .el-form-item__label')].map((l) => l.textContent)).toEqual(['触发后'])
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(step.querySelector('.el-form-item.is-error')?.textContent).toContain('时间顺序有误：必须晚于步骤 d1')
+    await vi.waitFor(() => expect(step.querySelector('.el-form-item.is-error')?.textContent).toContain('时间顺序有误：必须晚于步骤 d1'), { timeout: 5000 })
     expect(document.querySelector('[data-test=step-0] .el-form-item.is-error')).toBeNull()
     expect(document.querySelector('[data-test=sop-editor]')?.textContent).toContain('编辑 SOP')
   })
