@@ -214,3 +214,16 @@ export function completionBy(rows: StepStats[], groupBy: 'store' | 'guide') {
   }
   return [...groups.entries()].map(([key, sum]) => ({ key, ...sum, rate: completion(sum) })).sort((a, b) => b.due - a.due)
 }
+
+/** One template's steps summed (the dashboard's line per SOP). */
+export function sopTotals(rows: StepStats[]): { due: number; completed: number; conversions: number; rate: number | null } {
+  let due = 0
+  let completed = 0
+  let conversions = 0
+  for (const row of rows) {
+    due += row.due ?? 0
+    completed += (row.sent ?? 0) + (row.tasks_done ?? 0)
+    conversions += row.conversions ?? 0
+  }
+  return { due, completed, conversions, rate: due ? completed / due : null }
+}

@@ -5,7 +5,7 @@ import { flushPromises, mount } from '@vue/test-utils'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createMemoryHistory, createRouter } from 'vue-router'
 import { session } from '@/session'
-import { blankDraft, completionBy, documentOf, draftOf, dryRunChart, knownFields, nextDays, placeErrors } from '@/sop'
+import { blankDraft, completionBy, sopTotals, documentOf, draftOf, dryRunChart, knownFields, nextDays, placeErrors } from '@/sop'
 import Sop from './Sop.vue'
 
 vi.mock('@/components/EChart.vue', () => ({ default: { props: ['option'], template: '<div class="chart-stub" />' } }))
@@ -110,6 +110,12 @@ describe('SOP logic', () => {
       { step: 'd3', store: 'SH01', due: 10, pushed: 10, confirmed: 0, sent: 0, tasks_done: 6, waiting_for_guide: 0, skipped: 0, exited: 0, held_out: 0, conversions: 1 },
     ], 'store')
     expect(row).toMatchObject({ key: 'SH01', due: 20, sent: 8, tasks_done: 6, conversions: 3, rate: 0.7 })
+  })
+
+  it('sums a template for the dashboard, with no rate before anything fell due', () => {
+    const step = { step: 'd1', store: 'SH01', due: 4, pushed: 4, confirmed: 3, sent: 3, tasks_done: 0, waiting_for_guide: 0, skipped: 0, exited: 0, held_out: 0, conversions: 1 }
+    expect(sopTotals([step, { ...step, store: 'BJ01', sent: 0, tasks_done: 1 }])).toEqual({ due: 8, completed: 4, conversions: 2, rate: 0.5 })
+    expect(sopTotals([])).toEqual({ due: 0, completed: 0, conversions: 0, rate: null })
   })
 })
 
