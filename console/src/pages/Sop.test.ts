@@ -151,5 +151,12 @@ describe('SOP page', () => {
     await vi.waitFor(() => expect(step.querySelector('.el-form-item.is-error')?.textContent).toContain('时间顺序有误：必须晚于步骤 d1'), { timeout: 5000 })
     expect(document.querySelector('[data-test=step-0] .el-form-item.is-error')).toBeNull()
     expect(document.querySelector('[data-test=sop-editor]')?.textContent).toContain('编辑 SOP')
+
+    // Saved as a new version: the list is read again and the selected template's dry run redrawn.
+    saveAnswer = () => json({ ...SOP, version: 3, versions: 3 })
+    const dryRuns = calls.filter((c) => c.url.endsWith('/dry-run')).length
+    ;(document.querySelector('[data-test=save-sop]') as HTMLButtonElement).click()
+    await flushPromises()
+    expect(calls.filter((c) => c.url.endsWith('/dry-run')).length).toBe(dryRuns + 1)
   })
 })
