@@ -33,3 +33,10 @@ export async function queryParams(method: string, path: string): Promise<Set<str
 export function forgetApi(): void {
   document = null
 }
+
+/** Whether the service has a route of this shape; `{}` stands for any path parameter ("/api/v1/customers/{}/orders"). */
+export async function hasRoute(shape: string): Promise<boolean> {
+  const wanted = shape.replace(/\{[^}]*\}/g, '{}')
+  for (const path of await apiPaths()) if (path.replace(/\{[^}]*\}/g, '{}') === wanted) return true
+  return false
+}

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createMemoryHistory, createRouter } from 'vue-router'
 import Customer from './Customer.vue'
 import Customers from './Customers.vue'
+import { forgetApi } from '@/features'
 
 function json(body: unknown, status = 200) {
   return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
@@ -16,7 +17,11 @@ const ROWS = [
   { id: 2, external_userid: 'wmLi', name: '李女士', guide_userid: 'ann', store_code: 'SH01', channel_code: 'poster', status: 'bound', tags: ['门店海报'], bound_at: '2026-11-30T02:00:00Z', stage: 'repeat', member_no: 'M000123' },
   { id: 1, external_userid: 'wmWang', name: '王先生', guide_userid: 'ann', store_code: 'SH01', channel_code: null, status: 'bound', tags: [], bound_at: '2026-11-29T02:00:00Z', stage: 'new_friend', member_no: null },
 ]
-const OPENAPI = { paths: { '/api/v1/customers': { get: { parameters: ['q', 'stage', 'store_code', 'before_id', 'limit'].map((name) => ({ name, in: 'query' })) } } } }
+const OPENAPI = { paths: {
+  '/api/v1/customers': { get: { parameters: ['q', 'stage', 'store_code', 'before_id', 'limit'].map((name) => ({ name, in: 'query' })) } },
+  '/api/v1/customers/{external_userid}/orders': { get: {} },
+  '/api/v1/customers/{external_userid}/outreach': { get: {} },
+} }
 const DETAIL = { external_userid: 'wmLi', name: '李女士', avatar: null, status: 'bound', tags: [], guide: null, store: null, channel: null, bindings: [], first_bound_at: null }
 
 let listAnswer: (url: URL) => Response
@@ -57,6 +62,7 @@ async function mountAt(path: string) {
 afterEach(() => {
   vi.unstubAllGlobals()
   vi.resetModules()
+  forgetApi()
   asked.length = 0
   document.body.innerHTML = ''
 })
@@ -128,5 +134,18 @@ describe('customer page', () => {
     expect(wrapper.get('[data-test=orders]').text()).toContain('暂无订单')
     expect(wrapper.get('[data-test=outreach]').text()).toContain('暂无触达记录')
     expect(wrapper.find('[data-test=orders] .el-alert').exists()).toBe(false)
+  })
+
+  it('does not ask for orders or outreach when the API document does not offer them, and says so', async () => {
+    const bare = { paths: { '/api/v1/customers': OPENAPI.paths['/api/v1/customers'] } }
+    vi.stubGlobal('fetch', vi.fn(async (url: string) => (url.startsWith('/api/v1/openapi.json') ? json(bare) : service(url))))
+    const router = createRouter({ history: createMemoryHistory(), routes: [{ path: '/customers/:id', name: 'customer', component: Customer }] })
+    await router.push('/customers/wmLi')
+    const wrapper = mount(Customer, { global: { plugins: [router] }, attachTo: document.body })
+    await flushPromises()
+    expect(wrapper.get('[data-test=customer-name]').text()).toBe('李女士')
+    expect(asked.some((url) => url.pathname.endsWith('/orders') || url.pathname.endsWith('/outreach'))).toBe(false)
+    expect(wrapper.get('[data-test=orders]').text()).toContain('本服务尚未提供订单记录')
+    expect(wrapper.get('[data-test=outreach]').text()).toContain('本服务尚未提供触达记录')
   })
 })
