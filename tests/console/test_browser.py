@@ -235,6 +235,7 @@ async def test_an_expired_session_signs_in_again_and_comes_back(browser, console
 async def test_every_page_renders_without_console_errors(browser, console, device, prefix):
     await seed_activity(console.app[SERVICES].db)
     await seed_sop(console)
+    await seed_new_friends(console, 3)  # added after the SOP began: its dry run has them to draw
     watched = await open_page(browser, console, device)
     page = watched.page
     await sign_in(watched, "hq")
@@ -246,9 +247,14 @@ async def test_every_page_renders_without_console_errors(browser, console, devic
     ]:
         await page.goto(watched.url("/console" + path))
         await expect(page.locator("main")).to_contain_text(heading)
+        if name == "sop":  # three new friends, two steps each, both within the 14 days
+            await expect(page.locator("[data-test=dry-run]")).to_contain_text("共 6 人次")
         await shot(page, f"{prefix}-{name}")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= device["viewport"]["width"] + 1, f"{path} scrolls sideways at {width}px"
+        # Nor does anything stick out of the content area (it would scroll sideways, cut off).
+        inner, shown = await page.evaluate("[document.querySelector('main').scrollWidth, document.querySelector('main').clientWidth]")
+        assert inner <= shown + 1, f"{path}: content {inner}px wide in a {shown}px content area"
     assert watched.unexpected_errors() == []
 
 
@@ -264,6 +270,15 @@ async def seed_sop(console) -> None:
     token = await create_token(console.app[SERVICES].db, Role.HQ_ADMIN)
     answer = await console.post("/api/v1/sops", json=WELCOME_SOP, headers={"Authorization": f"Bearer {token}"})
     assert answer.status == 201, await answer.text()
+
+
+async def seed_new_friends(console, count: int) -> None:
+    from bot.customers.models import Customer
+    from bot.storage import utcnow
+
+    async with console.app[SERVICES].db.session() as session, session.begin():
+        session.add_all(Customer(external_userid=f"wmNew{i}", name=f"新客{i}", store_code="SH001", guide_userid="ann",
+                                 status="bound", tags=[], bound_at=utcnow()) for i in range(count))
 
 
 async def test_an_sop_is_written_in_the_editor_paused_and_resumed(browser, console):
