@@ -78,8 +78,9 @@ describe('campaign wizard', () => {
     state.step = 1
     state.draft.text = '{customer_name}您好'
     await flushPromises()
-    expect(document.body.textContent).toContain('{customer_name} 不能使用')
     expect(document.body.textContent).toContain('21 / 4000 字节')
+    // Element Plus shows a field's new error after a short debounce.
+    await vi.waitFor(() => expect(document.body.textContent).toContain('{customer_name} 不能使用'))
   })
 })
 
