@@ -85,6 +85,14 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+async def assert_fits(page: Page, device: dict) -> None:
+    """Nothing scrolls the page sideways, nor sticks out of the content area (it would be cut off)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= device["viewport"]["width"] + 1, f"{page.url} scrolls sideways at {width}px"
+    inner, shown = await page.evaluate("[document.querySelector('main').scrollWidth, document.querySelector('main').clientWidth]")
+    assert inner <= shown + 1, f"{page.url}: content {inner}px wide in a {shown}px content area"
+
+
 async def choose(page: Page, select: str, option: str) -> None:
     await page.click(select)
     await page.locator(".el-select-dropdown__item:visible", has_text=option).first.click()
@@ -250,11 +258,7 @@ async def test_every_page_renders_without_console_errors(browser, console, devic
         if name == "sop":  # three new friends, two steps each, both within the 14 days
             await expect(page.locator("[data-test=dry-run]")).to_contain_text("共 6 人次")
         await shot(page, f"{prefix}-{name}")
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= device["viewport"]["width"] + 1, f"{path} scrolls sideways at {width}px"
-        # Nor does anything stick out of the content area (it would scroll sideways, cut off).
-        inner, shown = await page.evaluate("[document.querySelector('main').scrollWidth, document.querySelector('main').clientWidth]")
-        assert inner <= shown + 1, f"{path}: content {inner}px wide in a {shown}px content area"
+        await assert_fits(page, device)
     assert watched.unexpected_errors() == []
 
 

@@ -16,7 +16,8 @@ from bot.console.accounts import create_user
 from bot.emulator.api_groupmsg import confirm_group_send
 from tests.campaigns.conftest import CARE, GUIDES, STORES, outreach_settings  # noqa: F401 (a fixture)
 from tests.console.conftest import PASSWORD
-from tests.console.test_browser import browser, choose, console_build, open_page, shot, sign_in  # noqa: F401
+from tests.console.test_browser import (  # noqa: F401
+    PHONE, assert_fits, browser, choose, console_build, open_page, shot, sign_in)
 
 CUSTOMERS = {"ann": ["wmA1", "wmA2", "wmA3"], "bo": ["wmB1", "wmB2"], "cai": ["wmC1"], "dan": ["wmD1"]}
 pytestmark = pytest.mark.browser
@@ -110,3 +111,21 @@ async def test_build_approve_and_launch_a_campaign_then_see_its_results(browser,
     await expect(page.locator("[data-test=by_guide]")).to_contain_text("bo")
     await shot(page, "campaign-result")
     assert watched.unexpected_errors() == []
+
+    # A store manager's phone: the result page and the wizard fit the screen.
+    phone = await open_page(browser, world.client, PHONE)
+    await sign_in(phone, "hq", page.url.removeprefix(phone.base))
+    await expect(phone.page.locator("[data-test=orders]")).to_have_text("1")
+    await shot(phone.page, "phone-campaign-result")
+    await assert_fits(phone.page, PHONE)
+    await phone.page.goto(phone.url("/console/campaigns"))
+    await phone.page.click("[data-test=new-campaign]")
+    await expect(phone.page.locator("[data-test=audience-count] .big")).to_have_text(re.compile(r"^\s*7\s*人"))
+    await shot(phone.page, "phone-campaign-wizard-audience")
+    await phone.page.click("[data-test=next]")
+    await phone.page.fill("textarea[name=text]", TEXT)
+    await expect(phone.page.locator("[data-test=message-preview]")).to_contain_text("您好，我是小王。")
+    await shot(phone.page, "phone-campaign-wizard-content")
+    dialog = await phone.page.locator(".el-dialog").bounding_box()
+    assert dialog["x"] >= 0 and dialog["x"] + dialog["width"] <= PHONE["viewport"]["width"] + 1, dialog
+    assert phone.unexpected_errors() == []
