@@ -122,6 +122,7 @@ async def test_build_approve_and_launch_a_campaign_then_see_its_results(browser,
     await phone.page.click("[data-test=new-campaign]")
     # The live count has answered (the five just reached are now under the frequency cap).
     await expect(phone.page.locator("[data-test=audience-count] .big")).to_have_text(re.compile(r"^\s*\d+\s*人"))
+    await expect(phone.page.locator("[data-test=excluded]")).to_have_text("排除：触达频次已满 5 人；")
     await shot(phone.page, "phone-campaign-wizard-audience")
     await phone.page.click("[data-test=next]")
     await phone.page.fill("textarea[name=text]", TEXT)
