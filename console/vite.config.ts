@@ -22,5 +22,6 @@ export default defineConfig({
   },
   server: { proxy: { '/api': 'http://127.0.0.1:8080', '/qr': 'http://127.0.0.1:8080' } },
   // Element Plus imports its CSS from its ES modules: let Vite handle them in tests too.
-  test: { environment: 'jsdom', include: ['src/**/*.test.ts'], server: { deps: { inline: ['element-plus'] } } },
+  // Mounting Element Plus pages in jsdom takes seconds on a busy 2-core machine.
+  test: { environment: 'jsdom', testTimeout: 30000, include: ['src/**/*.test.ts'], server: { deps: { inline: ['element-plus'] } } },
 })

@@ -84,3 +84,4 @@ export async function request<T>(method: string, path: string, options: { query?
 export const get = <T>(path: string, query?: Query) => request<T>('GET', path, { query })
 export const post = <T>(path: string, body: unknown = {}) => request<T>('POST', path, { body })
 export const patch = <T>(path: string, body: unknown) => request<T>('PATCH', path, { body })
+export const put = <T>(path: string, body: unknown) => request<T>('PUT', path, { body })

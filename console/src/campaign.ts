@@ -141,3 +141,10 @@ export function stepOfField(field: string): number {
   if (field.startsWith('benefit')) return 2
   return 3
 }
+
+const DELIVERY: [string, string][] = [['sent', '已送达'], ['pending', '待导购确认'], ['not_friend', '非好友'], ['over_cap', '超频'], ['failed', '失败'], ['held_out', '对照组']]
+
+/** The delivery pie's slices: only outcomes that happened (empty slices would pile their labels on one spot). */
+export function deliverySlices(counts: Record<string, number> | undefined): { name: string; value: number }[] {
+  return DELIVERY.map(([key, name]) => ({ name, value: counts?.[key] ?? 0 })).filter((slice) => slice.value > 0)
+}

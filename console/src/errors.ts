@@ -14,6 +14,19 @@ const PHRASES: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^no (store|channel|guide) '(.+)'$/, (m) => `${{ store: '门店', channel: '渠道', guide: '导购' }[m[1]]} ${m[2]} 不存在`],
   [/^wrong username or password$/, () => '用户名或密码错误'],
   [/^(\d+) bad row\(s\) in (\d+); nothing imported$/, (m) => `${m[2]} 行中有 ${m[1]} 行有误，整份文件未导入`],
+  // The SOP engine's own rules (sop/engine/document.py).
+  [/^a step needs content/, () => '每一步需要内容（文字或附件）'],
+  [/^unknown placeholder \{(.+)\}$/, (m) => `未知的占位符 {${m[1]}}`],
+  [/^\{(\w+)\} is per customer/, (m) => `{${m[1]}} 因客户而异：只有「导购一对一任务」可以使用`],
+  [/^offsets out of order: must come after step '(.+)'$/, (m) => `时间顺序有误：必须晚于步骤 ${m[1]}`],
+  [/^no active coupon template '(.+)'$/, (m) => `没有启用中的券模板 ${m[1]}`],
+  [/^(\w+) needs (days_before|stage|days)$/, (m) => `该触发条件需要填写${{ days_before: '提前天数', stage: '阶段', days: '天数' }[m[2]]}`],
+  [/^schedule needs dates, weekdays or monthdays$/, () => '定时触发需要日期、星期或每月几号'],
+  [/^to must be after from$/, () => '结束时间必须晚于开始时间'],
+  [/^step keys must be unique$/, () => '步骤标识不能重复'],
+  [/^exists$/, () => '编码已存在'],
+  [/^unknown$/, () => '不存在'],
+  [/^Input should be '/, () => '取值不在可选范围内'],
   [/^([\w.]+): (.+)$/, (m) => `${m[1]}：${translate(m[2])}`],
 ]
 
@@ -36,6 +49,7 @@ const MESSAGES: Record<string, string> = {
   session_expired: '登录已过期，请重新登录',
   not_found: '未找到',
   invalid_request: '提交的内容有误',
+  invalid_template: '模板有误，请按提示修改',
 }
 
 /** A one-line message for a failure (the general error, not the field ones). */

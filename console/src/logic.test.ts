@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ApiFailure, buildUrl, request, setCsrfToken, whenCsrfStale, whenSignedOut } from './api'
-import { actionsFor, campaignBody, compactAudience, contentProblems, debounceLatest, previewAudience, readPreview, renderForPreview, stepOfField } from './campaign'
+import { actionsFor, campaignBody, compactAudience, contentProblems, debounceLatest, deliverySlices, previewAudience, readPreview, renderForPreview, stepOfField } from './campaign'
 import { describe as describeError, fieldErrors, translate } from './errors'
 import { formatHours, HoursError, parseHours } from './hours'
 import { menuFor } from './menu'
@@ -311,5 +311,12 @@ describe('campaign wizard', () => {
     expect(actionsFor('sent', 'hq_admin')).toEqual(['remind', 'sync', 'cancel'])
     expect(actionsFor('finished', 'hq_admin')).toEqual([])
     expect([stepOfField('audience.stores'), stepOfField('content.text'), stepOfField('benefit.coupon_template_code'), stepOfField('send_at')]).toEqual([0, 1, 2, 3])
+  })
+})
+
+describe('campaign delivery pie', () => {
+  it('draws only the outcomes that happened, named in Chinese', () => {
+    expect(deliverySlices({ sent: 5, pending: 0, failed: 1 })).toEqual([{ name: '已送达', value: 5 }, { name: '失败', value: 1 }])
+    expect(deliverySlices(undefined)).toEqual([])
   })
 })

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.console import views
 from bot.console.models import ConsoleSession
@@ -83,6 +83,14 @@ async def sign_in(watched: Watched, username: str, path: str = "/console/") -> N
 async def shot(page: Page, name: str) -> None:
     await page.wait_for_load_state("networkidle")
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def assert_fits(page: Page, device: dict) -> None:
+    """Nothing scrolls the page sideways, nor sticks out of the content area (it would be cut off)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= device["viewport"]["width"] + 1, f"{page.url} scrolls sideways at {width}px"
+    inner, shown = await page.evaluate("[document.querySelector('main').scrollWidth, document.querySelector('main').clientWidth]")
+    assert inner <= shown + 1, f"{page.url}: content {inner}px wide in a {shown}px content area"
 
 
 async def choose(page: Page, select: str, option: str) -> None:
@@ -234,6 +242,8 @@ async def test_an_expired_session_signs_in_again_and_comes_back(browser, console
 @pytest.mark.parametrize(("device", "prefix"), [(DESKTOP, "desktop"), (PHONE, "phone")])
 async def test_every_page_renders_without_console_errors(browser, console, device, prefix):
     await seed_activity(console.app[SERVICES].db)
+    await seed_sop(console)
+    await seed_new_friends(console, 3)  # added after the SOP began: its dry run has them to draw
     watched = await open_page(browser, console, device)
     page = watched.page
     await sign_in(watched, "hq")
@@ -245,10 +255,69 @@ async def test_every_page_renders_without_console_errors(browser, console, devic
     ]:
         await page.goto(watched.url("/console" + path))
         await expect(page.locator("main")).to_contain_text(heading)
+        if name == "sop":  # three new friends, two steps each, both within the 14 days
+            await expect(page.locator("[data-test=dry-run]")).to_contain_text("共 6 人次")
         await shot(page, f"{prefix}-{name}")
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= device["viewport"]["width"] + 1, f"{path} scrolls sideways at {width}px"
+        await assert_fits(page, device)
     assert watched.unexpected_errors() == []
+
+
+WELCOME_SOP = {"code": "welcome", "name": "新好友欢迎", "trigger": {"event": "friend_added"}, "exit_on": ["purchased"],
+               "steps": [{"key": "d1", "after": {"days": 1}, "at": "10:00", "content": {"text": "我是{store_name}的{guide_name}"}},
+                         {"key": "d3", "after": {"days": 3}, "at": "19:30", "reach": "guide_task",
+                          "content": {"text": "{customer_name}您好，新人券还有4天到期"}}]}
+
+
+async def seed_sop(console) -> None:
+    from bot.api.auth import Role, create_token
+
+    token = await create_token(console.app[SERVICES].db, Role.HQ_ADMIN)
+    answer = await console.post("/api/v1/sops", json=WELCOME_SOP, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 201, await answer.text()
+
+
+async def seed_new_friends(console, count: int) -> None:
+    from bot.customers.models import Customer
+    from bot.storage import utcnow
+
+    async with console.app[SERVICES].db.session() as session, session.begin():
+        session.add_all(Customer(external_userid=f"wmNew{i}", name=f"新客{i}", store_code="SH001", guide_userid="ann",
+                                 status="bound", tags=[], bound_at=utcnow()) for i in range(count))
+
+
+async def test_an_sop_is_written_in_the_editor_paused_and_resumed(browser, console):
+    watched = await open_page(browser, console)
+    page = watched.page
+    await sign_in(watched, "hq", "/console/sop")
+    await page.click("[data-test=new-sop]")
+    await page.fill(".el-dialog input[name=code]", "welcome")
+    await page.fill(".el-dialog input[name=name]", "新好友欢迎")
+    # A per-customer placeholder in a group send: the API's 422 is shown at the step's content.
+    await page.fill("[data-test=step-0] textarea[name=step_text]", "{customer_name}您好")
+    await page.click("[data-test=save-sop]")
+    await expect(page.locator("[data-test=step-0] .el-form-item__error")).to_contain_text("{customer_name} 因客户而异")
+    await shot(page, "sop-editor-field-error")
+    await page.fill("[data-test=step-0] textarea[name=step_text]", "我是{store_name}的{guide_name}，欢迎常来")
+    await page.click("[data-test=add-step]")
+    await page.fill("[data-test=step-1] textarea[name=step_text]", "新人券还有4天到期")
+    await page.click("[data-test=save-sop]")
+    sops = page.locator("[data-test=sops]")
+    await expect(sops).to_contain_text("新好友欢迎")
+    await expect(sops).to_contain_text("第 1 版")
+    await expect(sops.locator("[data-test=sop-status]")).to_have_text("运行中")
+    await expect(page.locator("[data-test=dry-run] canvas")).to_have_count(1)
+    await expect(page.locator("[data-test=steps-overview]")).to_contain_text("d2 · 第 2 天 10:00")
+    await page.click("[data-test=pause-welcome]")
+    await expect(sops.locator("[data-test=sop-status]")).to_have_text("已暂停")
+    await page.click("[data-test=resume-welcome]")
+    await expect(sops.locator("[data-test=sop-status]")).to_have_text("运行中")
+    await shot(page, "sop")
+    async with console.app[SERVICES].db.session() as session:
+        from sop.engine.models import SopVersion
+
+        versions = (await session.scalars(select(SopVersion).where(SopVersion.code == "welcome"))).all()
+    assert [v.document["steps"][1]["key"] for v in versions] == ["d2"]
+    assert watched.unexpected_errors("status of 422") == []
 
 
 async def test_the_sign_in_page_loads_little_javascript_and_no_charts(browser, console):
