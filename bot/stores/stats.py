@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, func, select, text, union_all
+from sqlalchemy import and_, case, func, select, text, union_all
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
@@ -159,11 +159,23 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
                     func.coalesce(func.max(case((events.c.added > 0, events.c.store_code))),
                                   func.max(events.c.store_code)).label("store_code"),
                     func.sum(events.c.added).label("new"), func.sum(events.c.lost).label("lost"))
-             .group_by(events.c.period, events.c.guide_userid)).subquery()
+             .group_by(events.c.period, events.c.guide_userid)).cte("board")
+    # Only guides who can make a period's top are sorted: those with at least the adds of the
+    # `top`-th guide (fewer than `top` guides have more), ties included. A month is ~70,000
+    # guide-days, of which a few thousand reach that.
+    counts = (select(board.c.period, board.c.new, func.count().label("guides"))
+              .group_by(board.c.period, board.c.new)).subquery()
+    ahead = func.sum(counts.c.guides).over(partition_by=counts.c.period, order_by=counts.c.new.desc()) - counts.c.guides
+    steps = select(counts.c.period, counts.c.new, ahead.label("ahead")).subquery()
+    least = (select(steps.c.period, func.min(steps.c.new).label("new")).where(steps.c.ahead < q.top)
+             .group_by(steps.c.period)).subquery()
+    contenders = (select(board).join(least, and_(least.c.period == board.c.period, board.c.new >= least.c.new))
+                  ).subquery()
     # Ties: fewer losses first, then userid in code-point order (as Python sorts).
-    userid = board.c.guide_userid.collate("C") if dialect == "postgresql" else board.c.guide_userid
-    ranked = select(board, func.row_number().over(
-        partition_by=board.c.period, order_by=(board.c.new.desc(), board.c.lost, userid)).label("rank")).subquery()
+    userid = contenders.c.guide_userid.collate("C") if dialect == "postgresql" else contenders.c.guide_userid
+    ranked = select(contenders, func.row_number().over(
+        partition_by=contenders.c.period, order_by=(contenders.c.new.desc(), contenders.c.lost, userid)
+    ).label("rank")).subquery()
     leaders = (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
                       ranked.c.new, ranked.c.lost)
                .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
