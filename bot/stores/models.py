@@ -114,3 +114,29 @@ class FunnelEvent(Base):
 
     # at alone: the console's dashboard reads every step of a date range (bench/console_api.py).
     __table_args__ = (Index("ix_funnel_events_step_at", "step", "at"), Index("ix_funnel_events_at", "at"))
+
+
+class GuideBoardDay(Base):
+    """A settled day whose PK board tallies are in guide_board_tallies (bot/stores/board.py)."""
+
+    __tablename__ = "guide_board_days"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)  # the corp time zone the days are in
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    tallied_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GuideBoardTally(Base):
+    """Adds and losses of one guide's bindings of one store on one settled day."""
+
+    __tablename__ = "guide_board_tallies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    day: Mapped[dt.date]
+    guide_userid: Mapped[str] = mapped_column(String(64))
+    store_code: Mapped[str | None] = mapped_column(String(32))  # the binding's store, as the board keys it
+    added: Mapped[int] = mapped_column(Integer)
+    lost: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_guide_board_tallies_day", "zone", "day"),)

@@ -12,17 +12,23 @@ from collections import defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, func, literal, select, text, union_all
+from sqlalchemy import and_, case, func, select, text, union_all
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
 from bot.config import corp_zone
-from bot.customers.binding import LOSSES
-from bot.customers.models import CustomerBinding
 from bot.storage import utcnow
-from bot.stores.assign import ADD_SOURCES
-from bot.stores.hours import china_day_start
+from bot.stores.board import (  # noqa: F401
+    as_date,
+    binding_events,
+    day_start,
+    last_settled_day,
+    period_of,
+    period_start,
+    tallied_events,
+    tally_missing_days,
+)
 from bot.stores.models import FunnelEvent, Guide
 
 ROLES = [Role.HQ_ADMIN, Role.STORE_MANAGER]
@@ -125,11 +131,6 @@ class Leaderboard(BaseModel):
     rows: list[LeaderRow]
 
 
-def period_start(when: dt.datetime, period: str) -> dt.date:
-    day = china_day_start(when, corp_zone()).astimezone(corp_zone()).date()
-    return day - dt.timedelta(days=day.weekday()) if period == "week" else day
-
-
 @api.route("GET", "/api/v1/stats/guides", summary="Guides' leaderboard: new friends per day or week",
            roles=ROLES, query=LeaderboardQuery, response=Leaderboard)
 async def guide_leaderboard(call: ApiCall) -> Leaderboard:
@@ -137,68 +138,55 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     start, end = q.bounds(7 if q.period == "day" else 56)
     dialect = call.services.db.engine.dialect.name
     zone = corp_zone()
-    # Tallied and ranked in the database: at a million customers a month's bindings are too many
-    # to fetch, so only each period's leaders come back. One row per add and per loss, one GROUP BY.
-    added = (select(period_of(CustomerBinding.started_at, q.period, start, end, zone, dialect).label("period"),
-                    CustomerBinding.guide_userid, CustomerBinding.store_code, literal(1).label("added"))
-             .where(CustomerBinding.started_at >= start, CustomerBinding.started_at < end,
-                    CustomerBinding.source.in_(ADD_SOURCES)))
-    lost = (select(period_of(CustomerBinding.ended_at, q.period, start, end, zone, dialect).label("period"),
-                   CustomerBinding.guide_userid, CustomerBinding.store_code, literal(0).label("added"))
-            .where(CustomerBinding.ended_at >= start, CustomerBinding.ended_at < end,
-                   CustomerBinding.end_reason.in_(LOSSES)))
+    stores = None
     if call.principal.role == Role.STORE_MANAGER:
-        added = added.where(CustomerBinding.store_code.in_(call.principal.store_codes))
-        lost = lost.where(CustomerBinding.store_code.in_(call.principal.store_codes))
+        stores = list(call.principal.store_codes)
     if q.store_code:
-        added = added.where(CustomerBinding.store_code == q.store_code)
-        lost = lost.where(CustomerBinding.store_code == q.store_code)
-    events = union_all(added, lost).subquery()
+        stores = [q.store_code] if stores is None or q.store_code in stores else []
+    # Tallied and ranked in the database: settled days from their tallies (bot/stores/board.py),
+    # today and yesterday live from the bindings; only each period's leaders come back.
+    first, last = start.astimezone(zone).date(), end.astimezone(zone).date() - dt.timedelta(days=1)
+    settled = min(last, last_settled_day(utcnow().astimezone(zone).date()))
+    parts = []
+    if first <= settled:
+        parts.append(tallied_events(q.period, first, settled, zone, dialect, stores))
+    live_start = max(start, day_start(settled + dt.timedelta(days=1), zone))
+    if live_start < end:
+        parts += binding_events(q.period, live_start, end, zone, dialect, stores)
+    events = union_all(*parts).subquery()
     board = (select(events.c.period, events.c.guide_userid,
                     # The store of the guide's adds, else of their losses.
-                    func.coalesce(func.max(case((events.c.added == 1, events.c.store_code))),
+                    func.coalesce(func.max(case((events.c.added > 0, events.c.store_code))),
                                   func.max(events.c.store_code)).label("store_code"),
-                    func.sum(events.c.added).label("new"), func.sum(1 - events.c.added).label("lost"))
-             .group_by(events.c.period, events.c.guide_userid)).subquery()
+                    func.sum(events.c.added).label("new"), func.sum(events.c.lost).label("lost"))
+             .group_by(events.c.period, events.c.guide_userid)).cte("board")
+    # Only guides who can make a period's top are sorted: those with at least the adds of the
+    # `top`-th guide (fewer than `top` guides have more), ties included. A month is ~70,000
+    # guide-days, of which a few thousand reach that.
+    counts = (select(board.c.period, board.c.new, func.count().label("guides"))
+              .group_by(board.c.period, board.c.new)).subquery()
+    ahead = func.sum(counts.c.guides).over(partition_by=counts.c.period, order_by=counts.c.new.desc()) - counts.c.guides
+    steps = select(counts.c.period, counts.c.new, ahead.label("ahead")).subquery()
+    least = (select(steps.c.period, func.min(steps.c.new).label("new")).where(steps.c.ahead < q.top)
+             .group_by(steps.c.period)).subquery()
+    contenders = (select(board).join(least, and_(least.c.period == board.c.period, board.c.new >= least.c.new))
+                  ).subquery()
     # Ties: fewer losses first, then userid in code-point order (as Python sorts).
-    userid = board.c.guide_userid.collate("C") if dialect == "postgresql" else board.c.guide_userid
-    ranked = select(board, func.row_number().over(
-        partition_by=board.c.period, order_by=(board.c.new.desc(), board.c.lost, userid)).label("rank")).subquery()
+    userid = contenders.c.guide_userid.collate("C") if dialect == "postgresql" else contenders.c.guide_userid
+    ranked = select(contenders, func.row_number().over(
+        partition_by=contenders.c.period, order_by=(contenders.c.new.desc(), contenders.c.lost, userid)
+    ).label("rank")).subquery()
     leaders = (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
                       ranked.c.new, ranked.c.lost)
                .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
                .order_by(ranked.c.period.desc(), ranked.c.rank))
     async with call.services.db.session() as session, session.begin():
-        if dialect == "postgresql":  # a month of a large corp's adds is sorted in memory, not on disk
+        if first <= settled:  # days nobody asked for yet, and the nightly job has not reached
+            await tally_missing_days(session, first, settled, zone, dialect)
+        if dialect == "postgresql":  # several thousand groups are sorted in memory, not on disk
             await session.execute(text("SET LOCAL work_mem = '64MB'"))
         found = (await session.execute(leaders)).all()
     return Leaderboard(period=q.period, rows=[
         LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
                   store_code=store_code, new_friends=new, lost=gone)
         for day, rank, userid, name, store_code, new, gone in found])
-
-
-def as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
-
-
-def period_of(column, period: str, start: dt.datetime, end: dt.datetime, zone, dialect: str):
-    """SQL: the local date (in `zone`) starting the day or the week (Monday) that `column` falls in.
-
-    PostgreSQL converts with its own time-zone rules. Elsewhere (SQLite), a zone whose UTC offset
-    does not change over the report shifts by that offset; one that does (summer time) compares
-    with the boundaries of each period, computed here."""
-    if dialect == "postgresql":
-        local = func.timezone(zone.key, column)
-        return func.date(func.date_trunc("week", local) if period == "week" else local)
-    step = dt.timedelta(days=7 if period == "week" else 1)
-    days, day = [], period_start(start, period)
-    while dt.datetime.combine(day, dt.time(), zone) < end:
-        days.append(day)
-        day += step
-    offsets = {dt.datetime.combine(d, dt.time(), zone).utcoffset() for d in [*days, day]}
-    if len(offsets) == 1:
-        shift = f"{offsets.pop() // dt.timedelta(minutes=1):+d} minutes"
-        return func.date(column, shift, "-6 days", "weekday 1") if period == "week" else func.date(column, shift)
-    return case(*[(column < dt.datetime.combine(d + step, dt.time(), zone).astimezone(dt.UTC), d.isoformat())
-                  for d in days], else_=None) if days else literal(None)

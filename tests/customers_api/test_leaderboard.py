@@ -113,3 +113,53 @@ async def test_periods_follow_the_zones_calendar_across_summer_time(crm, zone_na
             local = at.astimezone(zone).date()
             expected = local - dt.timedelta(days=local.weekday()) if period == "week" else local
             assert as_date(day) == expected, (zone_name, period, at)
+
+
+async def test_settled_days_are_tallied_once_and_today_and_yesterday_stay_live(crm, bindings):
+    """Days before yesterday are read from their tallies (filled on demand, once); an add written
+    late onto a tallied day stays off the board, one onto yesterday or today counts."""
+    from sqlalchemy import func, select
+
+    from bot.stores.models import GuideBoardDay, GuideBoardTally
+
+    today = dt.datetime.now(CHINA).date()
+    query = {"period": "day", "since": (today - dt.timedelta(days=59)).isoformat(), "until": today.isoformat()}
+    first = await crm.get("/api/v1/stats/guides", **query)
+    async with crm.services.db.session() as session:
+        days = set(await session.scalars(select(GuideBoardDay.day)))
+        tallies = await session.scalar(select(func.count()).select_from(GuideBoardTally))
+    assert days == {today - dt.timedelta(days=n) for n in range(2, 60)} and tallies > 50
+    assert await crm.get("/api/v1/stats/guides", **query) == first  # read back from the tallies
+
+    def at(days_ago: int) -> dt.datetime:
+        return dt.datetime.combine(today - dt.timedelta(days=days_ago), dt.time(12), CHINA).astimezone(dt.UTC)
+
+    async with crm.services.db.session() as session, session.begin():
+        for n, days_ago in enumerate((1, 0, 10)):  # yesterday, today, a tallied day
+            session.add(CustomerBinding(external_userid=f"wmLate{n}", guide_userid="gz", store_code="S9",
+                                        source="scan", started_at=at(days_ago)))
+    board = await crm.get("/api/v1/stats/guides", **query)
+    late = {r["period_start"] for r in board["rows"] if r["guide_userid"] == "gz"}
+    assert late == {(today - dt.timedelta(days=1)).isoformat(), today.isoformat()}
+
+
+async def test_the_nightly_job_tallies_the_settled_days_the_board_then_reads(crm, bindings):
+    from sqlalchemy import select
+
+    from bot.jobs import JobContext
+    from bot.stores import board
+    from bot.stores.feature import FEATURE
+    from bot.stores.models import GuideBoardDay
+
+    assert board.BOARD_TALLY_CRON in FEATURE.cron and board.tally_settled_days in FEATURE.jobs
+    await board.tally_settled_days(JobContext(crm.services, 1, board.BOARD_TALLY_JOB, 1), {})
+    async with crm.services.db.session() as session:
+        days = set(await session.scalars(select(GuideBoardDay.day).where(GuideBoardDay.zone == "Asia/Shanghai")))
+    today = dt.datetime.now(CHINA).date()
+    assert days == {today - dt.timedelta(days=n) for n in range(2, 2 + board.NIGHTLY_DAYS)}
+    since = today - dt.timedelta(days=59)
+    start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+    found = await crm.get("/api/v1/stats/guides", period="week", since=since.isoformat(), until=today.isoformat())
+    assert [(r["period_start"], r["rank"], r["guide_userid"], r["store_code"], r["new_friends"], r["lost"])
+            for r in found["rows"]] == reference(bindings, "week", start, end)
