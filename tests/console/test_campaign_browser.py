@@ -17,7 +17,15 @@ from bot.emulator.api_groupmsg import confirm_group_send
 from tests.campaigns.conftest import CARE, GUIDES, STORES, outreach_settings  # noqa: F401 (a fixture)
 from tests.console.conftest import PASSWORD
 from tests.console.test_browser import (  # noqa: F401
-    PHONE, assert_fits, browser, choose, console_build, open_page, shot, sign_in)
+    PHONE,
+    assert_fits,
+    browser,
+    choose,
+    console_build,
+    open_page,
+    shot,
+    sign_in,
+)
 
 CUSTOMERS = {"ann": ["wmA1", "wmA2", "wmA3"], "bo": ["wmB1", "wmB2"], "cai": ["wmC1"], "dan": ["wmD1"]}
 pytestmark = pytest.mark.browser
