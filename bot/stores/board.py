@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, case, cast, func, literal, select, union_all
+from sqlalchemy import Integer, case, cast, func, literal, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import corp_zone
@@ -30,7 +30,7 @@ from bot.jobs.cron import cron
 from bot.storage import utcnow
 from bot.stores.assign import ADD_SOURCES
 from bot.stores.hours import china_day_start
-from bot.stores.models import GuideBoardDay, GuideBoardTally
+from bot.stores.models import Guide, GuideBoardDay, GuideBoardGuideDay, GuideBoardTally
 
 log = logging.getLogger("bot.stores")
 
@@ -144,7 +144,38 @@ async def tally_missing_days(session, first: dt.date, last: dt.date, zone: ZoneI
                .group_by(events.c.period, events.c.guide_userid, events.c.store_code))
     await session.execute(insert(GuideBoardTally).from_select(
         ["zone", "day", "guide_userid", "store_code", "added", "lost"], tallies))
+    tally = GuideBoardTally  # the same days summed over stores, for the unfiltered board
+    await session.execute(insert(GuideBoardGuideDay).from_select(
+        ["zone", "day", "guide_userid", "add_store", "any_store", "added", "lost"],
+        select(tally.zone, tally.day, tally.guide_userid, func.max(case((tally.added > 0, tally.store_code))),
+               func.max(tally.store_code), func.sum(tally.added), func.sum(tally.lost))
+        .where(tally.zone == zone.key, tally.day.in_(claimed))
+        .group_by(tally.zone, tally.day, tally.guide_userid)))
     return len(claimed)
+
+
+def ranked_settled_days(first: dt.date, last: dt.date, zone: ZoneInfo, dialect: str, top: int):
+    """The unfiltered board of the tallied days first…last: (period, rank, guide_userid, name,
+    store_code, new, lost), each day's `top` leaders. On PostgreSQL each day's leaders are the first
+    `top` entries of the rank index (a short range read per day), not a sort of every guide-day."""
+    g = GuideBoardGuideDay
+    order = (g.added.desc(), g.lost, g.guide_userid)  # the board's order; userid in code-point order
+    if dialect == "postgresql":
+        days = (select(GuideBoardDay.day)
+                .where(GuideBoardDay.zone == zone.key, GuideBoardDay.day >= first, GuideBoardDay.day <= last)
+                ).subquery()
+        leaders = (select(g).where(g.zone == zone.key, g.day == days.c.day).order_by(*order).limit(top)
+                   ).lateral()
+        rows = select(leaders).select_from(days).join(leaders, true()).subquery()
+    else:
+        rows = select(g).where(g.zone == zone.key, g.day >= first, g.day <= last).subquery()
+    ranked = select(rows, func.row_number().over(
+        partition_by=rows.c.day, order_by=(rows.c.added.desc(), rows.c.lost, rows.c.guide_userid)).label("rank")
+    ).subquery()
+    return (select(ranked.c.day, ranked.c.rank, ranked.c.guide_userid, Guide.name,
+                   func.coalesce(ranked.c.add_store, ranked.c.any_store), ranked.c.added, ranked.c.lost)
+            .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= top)
+            .order_by(ranked.c.day.desc(), ranked.c.rank))
 
 
 def as_date(value) -> dt.date:

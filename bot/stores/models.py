@@ -140,3 +140,24 @@ class GuideBoardTally(Base):
     lost: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_guide_board_tallies_day", "zone", "day"),)
+
+
+# Code-point order on PostgreSQL, as Python sorts (SQLite compares bytes already): the board's tie-break.
+BoardUserid = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class GuideBoardGuideDay(Base):
+    """One guide's adds and losses on one settled day over all stores: the unfiltered board, read
+    per day in rank order straight from its index (the per-store rows serve store filters)."""
+
+    __tablename__ = "guide_board_guide_days"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    guide_userid: Mapped[str] = mapped_column(BoardUserid, primary_key=True)
+    add_store: Mapped[str | None] = mapped_column(String(32))  # the greatest store of the day's adds
+    any_store: Mapped[str | None] = mapped_column(String(32))  # the greatest store of any row
+    added: Mapped[int] = mapped_column(Integer)
+    lost: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_guide_board_guide_days_rank", "zone", "day", added.desc(), "lost", "guide_userid"),)

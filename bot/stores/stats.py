@@ -26,6 +26,7 @@ from bot.stores.board import (  # noqa: F401
     last_settled_day,
     period_of,
     period_start,
+    ranked_settled_days,
     tallied_events,
     tally_missing_days,
 )
@@ -147,12 +148,32 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     # today and yesterday live from the bindings; only each period's leaders come back.
     first, last = start.astimezone(zone).date(), end.astimezone(zone).date() - dt.timedelta(days=1)
     settled = min(last, last_settled_day(utcnow().astimezone(zone).date()))
+    # The unfiltered day board reads settled days ranked from their per-guide tallies.
+    per_guide_days = stores is None and q.period == "day" and first <= settled
     parts = []
-    if first <= settled:
+    if first <= settled and not per_guide_days:
         parts.append(tallied_events(q.period, first, settled, zone, dialect, stores))
     live_start = max(start, day_start(settled + dt.timedelta(days=1), zone))
     if live_start < end:
         parts += binding_events(q.period, live_start, end, zone, dialect, stores)
+    found = []
+    async with call.services.db.session() as session, session.begin():
+        if first <= settled:  # days nobody asked for yet, and the nightly job has not reached
+            await tally_missing_days(session, first, settled, zone, dialect)
+        if parts:
+            if dialect == "postgresql":  # several thousand groups are sorted in memory, not on disk
+                await session.execute(text("SET LOCAL work_mem = '64MB'"))
+            found = list((await session.execute(board_leaders(parts, q.top, dialect))).all())
+        if per_guide_days:  # older than the live days: after them, newest first
+            found += (await session.execute(ranked_settled_days(first, settled, zone, dialect, q.top))).all()
+    return Leaderboard(period=q.period, rows=[
+        LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
+                  store_code=store_code, new_friends=new, lost=gone)
+        for day, rank, userid, name, store_code, new, gone in found])
+
+
+def board_leaders(parts: list, top: int, dialect: str):
+    """SQL: each period's `top` leaders of the adds and losses in `parts` (tallied or live rows)."""
     events = union_all(*parts).subquery()
     board = (select(events.c.period, events.c.guide_userid,
                     # The store of the guide's adds, else of their losses.
@@ -167,7 +188,7 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
               .group_by(board.c.period, board.c.new)).subquery()
     ahead = func.sum(counts.c.guides).over(partition_by=counts.c.period, order_by=counts.c.new.desc()) - counts.c.guides
     steps = select(counts.c.period, counts.c.new, ahead.label("ahead")).subquery()
-    least = (select(steps.c.period, func.min(steps.c.new).label("new")).where(steps.c.ahead < q.top)
+    least = (select(steps.c.period, func.min(steps.c.new).label("new")).where(steps.c.ahead < top)
              .group_by(steps.c.period)).subquery()
     contenders = (select(board).join(least, and_(least.c.period == board.c.period, board.c.new >= least.c.new))
                   ).subquery()
@@ -176,17 +197,7 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     ranked = select(contenders, func.row_number().over(
         partition_by=contenders.c.period, order_by=(contenders.c.new.desc(), contenders.c.lost, userid)
     ).label("rank")).subquery()
-    leaders = (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
+    return (select(ranked.c.period, ranked.c.rank, ranked.c.guide_userid, Guide.name, ranked.c.store_code,
                       ranked.c.new, ranked.c.lost)
-               .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= q.top)
+               .outerjoin(Guide, Guide.userid == ranked.c.guide_userid).where(ranked.c.rank <= top)
                .order_by(ranked.c.period.desc(), ranked.c.rank))
-    async with call.services.db.session() as session, session.begin():
-        if first <= settled:  # days nobody asked for yet, and the nightly job has not reached
-            await tally_missing_days(session, first, settled, zone, dialect)
-        if dialect == "postgresql":  # several thousand groups are sorted in memory, not on disk
-            await session.execute(text("SET LOCAL work_mem = '64MB'"))
-        found = (await session.execute(leaders)).all()
-    return Leaderboard(period=q.period, rows=[
-        LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
-                  store_code=store_code, new_friends=new, lost=gone)
-        for day, rank, userid, name, store_code, new, gone in found])

@@ -163,3 +163,37 @@ async def test_the_nightly_job_tallies_the_settled_days_the_board_then_reads(crm
     found = await crm.get("/api/v1/stats/guides", period="week", since=since.isoformat(), until=today.isoformat())
     assert [(r["period_start"], r["rank"], r["guide_userid"], r["store_code"], r["new_friends"], r["lost"])
             for r in found["rows"]] == reference(bindings, "week", start, end)
+
+
+async def test_the_unfiltered_day_board_reads_one_tally_per_guide_and_day(crm, bindings):
+    """Settled days are also tallied per (day, guide) over all stores, in the same pass: a guide with
+    bindings in two stores on one day is one row, summed, under the store of their adds."""
+    from sqlalchemy import func, select
+
+    from bot.stores.models import GuideBoardGuideDay, GuideBoardTally
+
+    today = dt.datetime.now(CHINA).date()
+
+    def at(days_ago: int, hour: int) -> dt.datetime:
+        return dt.datetime.combine(today - dt.timedelta(days=days_ago), dt.time(hour), CHINA).astimezone(dt.UTC)
+
+    async with crm.services.db.session() as session, session.begin():
+        for n, (store, added, ended) in enumerate([("S1", at(5, 9), None), ("S2", at(5, 10), None),
+                                                   ("S2", at(5, 11), None), ("S9", at(30, 8), at(5, 12))]):
+            session.add(CustomerBinding(external_userid=f"wmMove{n}", guide_userid="gmove", store_code=store,
+                                        source="scan", started_at=added, ended_at=ended,
+                                        end_reason="customer_deleted" if ended else None))
+    since = today - dt.timedelta(days=9)
+    board = await crm.get("/api/v1/stats/guides", period="day", since=since.isoformat(), until=today.isoformat())
+    moved = [r for r in board["rows"] if r["guide_userid"] == "gmove"]
+    assert [(r["period_start"], r["store_code"], r["new_friends"], r["lost"]) for r in moved] == [
+        ((today - dt.timedelta(days=5)).isoformat(), "S2", 3, 1)]
+    async with crm.services.db.session() as session:
+        per_guide = (await session.execute(select(
+            GuideBoardGuideDay.day, GuideBoardGuideDay.guide_userid, GuideBoardGuideDay.added, GuideBoardGuideDay.lost)
+            .order_by(GuideBoardGuideDay.day, GuideBoardGuideDay.guide_userid))).all()
+        summed = (await session.execute(select(
+            GuideBoardTally.day, GuideBoardTally.guide_userid, func.sum(GuideBoardTally.added),
+            func.sum(GuideBoardTally.lost)).group_by(GuideBoardTally.day, GuideBoardTally.guide_userid)
+            .order_by(GuideBoardTally.day, GuideBoardTally.guide_userid))).all()
+    assert len(per_guide) > 10 and [tuple(r) for r in per_guide] == [tuple(r) for r in summed]
