@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, case, cast, func, literal, select, true, union_all
+from sqlalchemy import Date, Integer, case, cast, column, func, literal, select, true, union_all, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import corp_zone
@@ -30,7 +30,7 @@ from bot.jobs.cron import cron
 from bot.storage import utcnow
 from bot.stores.assign import ADD_SOURCES
 from bot.stores.hours import china_day_start
-from bot.stores.models import Guide, GuideBoardDay, GuideBoardGuideDay, GuideBoardTally
+from bot.stores.models import Guide, GuideBoardDay, GuideBoardGuideDay, GuideBoardGuideWeek, GuideBoardTally
 
 log = logging.getLogger("bot.stores")
 
@@ -106,12 +106,16 @@ def binding_events(period: str, start: dt.datetime, end: dt.datetime, zone: Zone
 
 
 def tallied_events(period: str, first: dt.date, last: dt.date, zone: ZoneInfo, dialect: str,
-                   stores: list[str] | None = None):
-    """The same columns as binding_events, from the tallies of settled days first…last."""
+                   stores: list[str] | None = None, skip: list[dt.date] = ()):
+    """The same columns as binding_events, from the tallies of settled days first…last, but for
+    the periods in `skip` (read from their own tallies)."""
     tally = GuideBoardTally
     statement = (select(tallied_period(period, dialect).label("period"), tally.guide_userid, tally.store_code,
                         tally.added, tally.lost)
                  .where(tally.zone == zone.key, tally.day >= first, tally.day <= last))
+    if skip:
+        skipped = list(skip) if dialect == "postgresql" else [day.isoformat() for day in skip]
+        statement = statement.where(tallied_period(period, dialect).notin_(skipped))
     return statement.where(tally.store_code.in_(stores)) if stores is not None else statement
 
 
@@ -151,24 +155,49 @@ async def tally_missing_days(session, first: dt.date, last: dt.date, zone: ZoneI
                func.max(tally.store_code), func.sum(tally.added), func.sum(tally.lost))
         .where(tally.zone == zone.key, tally.day.in_(claimed))
         .group_by(tally.zone, tally.day, tally.guide_userid)))
+    for monday in sorted({monday_of(day) for day in claimed}):  # weeks this pass completed
+        sunday = monday + dt.timedelta(days=6)
+        if await session.scalar(select(func.count()).where(
+                GuideBoardDay.zone == zone.key, GuideBoardDay.day >= monday, GuideBoardDay.day <= sunday)) < 7:
+            continue
+        g = GuideBoardGuideDay
+        await session.execute(insert(GuideBoardGuideWeek).from_select(
+            ["zone", "day", "guide_userid", "add_store", "any_store", "added", "lost"],
+            select(g.zone, literal(monday, Date), g.guide_userid, func.max(g.add_store), func.max(g.any_store),
+                   func.sum(g.added), func.sum(g.lost))
+            .where(g.zone == zone.key, g.day >= monday, g.day <= sunday).group_by(g.zone, g.guide_userid)
+        ).on_conflict_do_nothing())
     return len(claimed)
 
 
-def ranked_settled_days(first: dt.date, last: dt.date, zone: ZoneInfo, dialect: str, top: int):
-    """The unfiltered board of the tallied days first…last: (period, rank, guide_userid, name,
-    store_code, new, lost), each day's `top` leaders. On PostgreSQL each day's leaders are the first
-    `top` entries of the rank index (a short range read per day), not a sort of every guide-day."""
-    g = GuideBoardGuideDay
+def monday_of(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+async def tallied_weeks(session, first: dt.date, last: dt.date, zone: ZoneInfo) -> list[dt.date]:
+    """The Mondays of the weeks within first…last whose per-guide week tallies are stored."""
+    mondays = [day for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+               if day.weekday() == 0 and day + dt.timedelta(days=6) <= last]
+    if not mondays:
+        return []
+    w = GuideBoardGuideWeek
+    return sorted(as_date(day) for day in (await session.execute(
+        select(w.day).where(w.zone == zone.key, w.day.in_(mondays)).distinct())).scalars())
+
+
+def ranked_tallies(period: str, periods: list[dt.date], zone: ZoneInfo, dialect: str, top: int):
+    """The unfiltered board of tallied days or weeks (their Mondays): (period, rank, guide_userid,
+    name, store_code, new, lost), each period's `top` leaders. On PostgreSQL each period's leaders
+    are the first `top` entries of the rank index (a short range read), not a sort of every guide."""
+    g = GuideBoardGuideDay if period == "day" else GuideBoardGuideWeek
     order = (g.added.desc(), g.lost, g.guide_userid)  # the board's order; userid in code-point order
     if dialect == "postgresql":
-        days = (select(GuideBoardDay.day)
-                .where(GuideBoardDay.zone == zone.key, GuideBoardDay.day >= first, GuideBoardDay.day <= last)
-                ).subquery()
-        leaders = (select(g).where(g.zone == zone.key, g.day == days.c.day).order_by(*order).limit(top)
+        wanted = values(column("day", Date), name="periods").data([(day,) for day in periods])
+        leaders = (select(g).where(g.zone == zone.key, g.day == wanted.c.day).order_by(*order).limit(top)
                    ).lateral()
-        rows = select(leaders).select_from(days).join(leaders, true()).subquery()
+        rows = select(leaders).select_from(wanted).join(leaders, true()).subquery()
     else:
-        rows = select(g).where(g.zone == zone.key, g.day >= first, g.day <= last).subquery()
+        rows = select(g).where(g.zone == zone.key, g.day.in_(periods)).subquery()
     ranked = select(rows, func.row_number().over(
         partition_by=rows.c.day, order_by=(rows.c.added.desc(), rows.c.lost, rows.c.guide_userid)).label("rank")
     ).subquery()

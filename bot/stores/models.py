@@ -161,3 +161,19 @@ class GuideBoardGuideDay(Base):
     lost: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_guide_board_guide_days_rank", "zone", "day", added.desc(), "lost", "guide_userid"),)
+
+
+class GuideBoardGuideWeek(Base):
+    """The same per guide for an ISO week (`day`: its Monday) all of whose days are tallied."""
+
+    __tablename__ = "guide_board_guide_weeks"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    guide_userid: Mapped[str] = mapped_column(BoardUserid, primary_key=True)
+    add_store: Mapped[str | None] = mapped_column(String(32))
+    any_store: Mapped[str | None] = mapped_column(String(32))
+    added: Mapped[int] = mapped_column(Integer)
+    lost: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_guide_board_guide_weeks_rank", "zone", "day", added.desc(), "lost", "guide_userid"),)

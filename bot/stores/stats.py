@@ -26,9 +26,10 @@ from bot.stores.board import (  # noqa: F401
     last_settled_day,
     period_of,
     period_start,
-    ranked_settled_days,
+    ranked_tallies,
     tallied_events,
     tally_missing_days,
+    tallied_weeks,
 )
 from bot.stores.models import FunnelEvent, Guide
 
@@ -148,24 +149,29 @@ async def guide_leaderboard(call: ApiCall) -> Leaderboard:
     # today and yesterday live from the bindings; only each period's leaders come back.
     first, last = start.astimezone(zone).date(), end.astimezone(zone).date() - dt.timedelta(days=1)
     settled = min(last, last_settled_day(utcnow().astimezone(zone).date()))
-    # The unfiltered day board reads settled days ranked from their per-guide tallies.
-    per_guide_days = stores is None and q.period == "day" and first <= settled
-    parts = []
-    if first <= settled and not per_guide_days:
-        parts.append(tallied_events(q.period, first, settled, zone, dialect, stores))
-    live_start = max(start, day_start(settled + dt.timedelta(days=1), zone))
-    if live_start < end:
-        parts += binding_events(q.period, live_start, end, zone, dialect, stores)
     found = []
     async with call.services.db.session() as session, session.begin():
         if first <= settled:  # days nobody asked for yet, and the nightly job has not reached
             await tally_missing_days(session, first, settled, zone, dialect)
+        # The unfiltered board reads settled days and complete weeks ranked from their per-guide
+        # tallies; the rest (a store's board, a part week, today and yesterday) is summed here.
+        ranked = []
+        if stores is None and first <= settled:
+            ranked = ([first + dt.timedelta(days=n) for n in range((settled - first).days + 1)] if q.period == "day"
+                      else await tallied_weeks(session, first, settled, zone))
+        parts = []
+        if first <= settled and not (q.period == "day" and ranked):
+            parts.append(tallied_events(q.period, first, settled, zone, dialect, stores, skip=ranked))
+        live_start = max(start, day_start(settled + dt.timedelta(days=1), zone))
+        if live_start < end:
+            parts += binding_events(q.period, live_start, end, zone, dialect, stores)
         if parts:
             if dialect == "postgresql":  # several thousand groups are sorted in memory, not on disk
                 await session.execute(text("SET LOCAL work_mem = '64MB'"))
-            found = list((await session.execute(board_leaders(parts, q.top, dialect))).all())
-        if per_guide_days:  # older than the live days: after them, newest first
-            found += (await session.execute(ranked_settled_days(first, settled, zone, dialect, q.top))).all()
+            found += (await session.execute(board_leaders(parts, q.top, dialect))).all()
+        if ranked:
+            found += (await session.execute(ranked_tallies(q.period, ranked, zone, dialect, q.top))).all()
+    found.sort(key=lambda row: (-as_date(row[0]).toordinal(), row[1]))  # newest period first, by rank
     return Leaderboard(period=q.period, rows=[
         LeaderRow(period_start=as_date(day), rank=rank, guide_userid=userid, guide_name=name or userid,
                   store_code=store_code, new_friends=new, lost=gone)

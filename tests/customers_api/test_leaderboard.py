@@ -13,7 +13,7 @@ import pytest
 from bot.customers.models import CustomerBinding
 from bot.stores.hours import CHINA
 from bot.stores.models import Guide, Store
-from bot.stores.stats import period_start
+from bot.stores.stats import as_date, period_start
 
 GUIDES = {"ga": "S1", "gb": "S1", "gc": "S2", "gd": "S2"}
 
@@ -197,3 +197,23 @@ async def test_the_unfiltered_day_board_reads_one_tally_per_guide_and_day(crm, b
             func.sum(GuideBoardTally.lost)).group_by(GuideBoardTally.day, GuideBoardTally.guide_userid)
             .order_by(GuideBoardTally.day, GuideBoardTally.guide_userid))).all()
     assert len(per_guide) > 10 and [tuple(r) for r in per_guide] == [tuple(r) for r in summed]
+
+
+async def test_complete_weeks_are_tallied_per_guide_and_rank_as_the_row_by_row_tally(crm, bindings):
+    from sqlalchemy import select
+
+    from bot.stores.models import GuideBoardGuideWeek
+
+    today = dt.datetime.now(CHINA).date()
+    since = today - dt.timedelta(days=59)  # any weekday: its first week is part of one, summed from days
+    found = await crm.get("/api/v1/stats/guides", period="week", since=since.isoformat(), until=today.isoformat())
+    async with crm.services.db.session() as session:
+        mondays = {as_date(day) for day in await session.scalars(select(GuideBoardGuideWeek.day).distinct())}
+    settled = today - dt.timedelta(days=2)
+    complete = {since + dt.timedelta(days=n) for n in range(60)}
+    complete = {day for day in complete if day.weekday() == 0 and since <= day and day + dt.timedelta(days=6) <= settled}
+    assert len(complete) >= 6 and mondays == complete
+    start = dt.datetime.combine(since, dt.time(), CHINA).astimezone(dt.UTC)
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), CHINA).astimezone(dt.UTC)
+    assert [(r["period_start"], r["rank"], r["guide_userid"], r["store_code"], r["new_friends"], r["lost"])
+            for r in found["rows"]] == reference(bindings, "week", start, end)
