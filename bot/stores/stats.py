@@ -28,8 +28,8 @@ from bot.stores.board import (  # noqa: F401
     period_start,
     ranked_tallies,
     tallied_events,
-    tally_missing_days,
     tallied_weeks,
+    tally_missing_days,
 )
 from bot.stores.models import FunnelEvent, Guide
 
