@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 STORES, GUIDES_PER_STORE, CHANNEL, KF = 50, 2, "poster", "wkBENCH"
 COUNTS_ENV = "PIPELINE_BENCH_COUNTS"
+PROFILE = False  # --profile: py-spy stacks of the service processes for each measured phase
 
 
 def run_as_service(argv: list[str]) -> None:
@@ -147,6 +148,20 @@ class Service:
             total.update(json.loads(path.read_text()))
         return total
 
+    def start_profiling(self, label: str) -> list[subprocess.Popen]:
+        """py-spy on every service process (raw stacks, idle excluded) until stop_profiling."""
+        py_spy = Path(sys.executable).parent / "py-spy"
+        return [subprocess.Popen([str(py_spy), "record", "-p", str(process.pid), "-r", "250", "-f", "raw",
+                                  "-o", str(self.counts_dir / f"profile-{i}-{label.split()[1]}.txt")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for i, process in enumerate(self.processes)]
+
+    @staticmethod
+    def stop_profiling(profilers: list[subprocess.Popen]) -> None:
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -200,6 +215,7 @@ async def open_loop(count: int, rate: float, act) -> float:
 async def measure(service: Service, state, url: str, label: str, events: int, run, done, latencies) -> dict:
     """Run, then wait until `done()` (every answer delivered) or the queue is empty (some never will be)."""
     calls_before, counts_before, cpu_before = len(state.calls), await service.counts(), service.cpu_seconds()
+    profilers = service.start_profiling(label) if PROFILE else []
     wall = time.perf_counter()
     posting = await run()
 
@@ -210,6 +226,7 @@ async def measure(service: Service, state, url: str, label: str, events: int, ru
     await wait_until(lambda: _no_jobs(url), 300, f"{label}: jobs to finish")
     wall = time.perf_counter() - wall
     cpu = service.cpu_seconds() - cpu_before
+    service.stop_profiling(profilers)
     counts = await service.counts()
     counts.subtract(counts_before)
     calls = collections.Counter(call["path"] for call in list(state.calls)[calls_before:])
@@ -372,6 +389,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--statements", action="store_true", help="list the service's SQL by count (whole run)")
+    parser.add_argument("--profile", action="store_true",
+                        help="record py-spy stacks of the service during each phase (profile-*.txt in the work directory)")
     args = parser.parse_args()
     if bool(args.postgres) != bool(args.redis):
         parser.error("--postgres and --redis go together")
@@ -385,6 +404,7 @@ if __name__ == "__main__":
     else:
         print("$", shlex.join([Path(sys.executable).name, *sys.argv]), flush=True)
         arguments = parse_args()
+        PROFILE = arguments.profile
         measured = asyncio.run(main(arguments))
         if arguments.json:
             Path(arguments.json).write_text(json.dumps(measured, ensure_ascii=False, indent=1))
