@@ -49,6 +49,6 @@ async def guide_asks_for_help(ctx: EventContext) -> None:
     await reply_to_guide(ctx, help_text())
 
 
-@tasks(GUIDE_REPLY_JOB)
+@tasks(GUIDE_REPLY_JOB, quick=True)
 async def send_guide_reply(ctx: JobContext, payload: dict) -> None:
     await ctx.services.wecom.message.send_text(payload["touser"], payload["content"])

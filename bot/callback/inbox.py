@@ -16,6 +16,7 @@ from bot.jobs.wakeup import notify_workers, wake_local_runners
 from bot.storage import Database, utcnow
 from bot.storage.batching import GroupCommit
 from bot.storage.models import InboxEvent, Job
+from bot.storage.sqlite_driver import statements_on_loop_thread
 from bot.wecom.events import InboundEvent
 
 log = logging.getLogger("bot.inbox")
@@ -80,6 +81,10 @@ class InboxWriter:
     async def _write(self, batch: list[_Keep]) -> dict[str, int]:
         unique = {keep.event.dedup_key: keep for keep in reversed(batch)}
         # Core on a bare connection: this is the hot path, the ORM session adds nothing here.
+        with statements_on_loop_thread():
+            return await self._insert(unique)
+
+    async def _insert(self, unique: dict[str, _Keep]) -> dict[str, int]:
         async with self.db.engine.begin() as conn:
             inserted = await conn.execute(
                 self.db.insert(InboxEvent)
@@ -128,7 +133,7 @@ def dispatch_payload(inbox_id: int, event: InboundEvent) -> dict:
     return {"inbox_id": inbox_id, "customer": customer_of(event)}
 
 
-@tasks(DISPATCH_JOB, priority=Priority.HIGH)
+@tasks(DISPATCH_JOB, priority=Priority.HIGH, quick=True)
 async def dispatch_inbox_event(job: JobContext, payload: dict) -> None:
     services = job.services
     inbox_id = payload["inbox_id"]

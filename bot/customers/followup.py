@@ -74,7 +74,7 @@ def _count_expired_welcome(payload: dict) -> None:
 
 
 @tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline,
-       on_expired=_count_expired_welcome)
+       on_expired=_count_expired_welcome, quick=True)
 async def send_welcome(job: JobContext, payload: dict) -> None:
     services, external_userid = job.services, payload["external_userid"]
     if await _greeted_already(services.kv, payload):
@@ -141,7 +141,7 @@ async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list
     return []
 
 
-@tasks(ENRICH_JOB)
+@tasks(ENRICH_JOB, quick=True)
 async def enrich_customers(job: JobContext, payload: dict) -> None:
     """Profiles (externalcontact/batch/get_by_user) and channel tags of every binding not enriched yet.
 

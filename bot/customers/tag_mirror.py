@@ -43,7 +43,7 @@ async def replace_customer_tags(session, external_userid: str, follows: dict[str
         await session.execute(CustomerTag.__table__.insert(), rows)
 
 
-@tasks(MIRROR_CUSTOMER_JOB)
+@tasks(MIRROR_CUSTOMER_JOB, quick=True)
 async def mirror_customer_job(job: JobContext, payload: dict) -> None:
     """Re-read one customer's tags from WeCom (after edit_external_contact)."""
     external_userid = payload["external_userid"]

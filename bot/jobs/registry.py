@@ -55,6 +55,10 @@ class JobOptions:
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # one run; a hung call must not hold its lease forever
     deadline: Deadline | None = None
     on_expired: OnExpired | None = None
+    # Its database work is a few short indexed statements (per event, not per table): on SQLite
+    # they run on the event loop's thread, without a trip to aiosqlite's thread each. A job that
+    # scans or writes many rows must not say so: its statements would hold up the loop.
+    quick: bool = False
 
 
 DEFAULT_OPTIONS = JobOptions()
@@ -96,11 +100,13 @@ class TaskRegistry:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         deadline: Deadline | None = None,
         on_expired: OnExpired | None = None,
+        quick: bool = False,
     ) -> Callable[[JobFunction], JobFunction]:
         if max_attempts < 1 or timeout <= 0:
             raise ValueError(f"job kind {kind!r}: max_attempts must be >= 1 and timeout > 0")
         declared = JobDeclaration(kind, JobOptions(priority=Priority(priority), max_attempts=max_attempts,
-                                                   timeout=timeout, deadline=deadline, on_expired=on_expired))
+                                                   timeout=timeout, deadline=deadline, on_expired=on_expired,
+                                                   quick=quick))
 
         def declare(function: JobFunction) -> JobFunction:
             function.job = declared  # type: ignore[attr-defined]

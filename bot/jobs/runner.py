@@ -35,6 +35,7 @@ from bot.metrics import JOB_LATENCY, JOBS
 from bot.storage import utcnow
 from bot.storage.batching import GroupCommit
 from bot.storage.models import Job
+from bot.storage.sqlite_driver import statements_on_loop_thread
 
 log = logging.getLogger("bot.jobs")
 
@@ -46,6 +47,9 @@ FAULT_BACKOFF_CAP = 30.0
 # its lease is this short and renewed every third of it, so a restarted worker takes it in seconds.
 DEADLINE_LEASE_SECONDS = 6.0
 OUTCOME_RETRY_CAP = 2.0
+# When busy, claims are at most this often: each is a write transaction, and a burst's jobs then
+# share one. Idle, a job is claimed at once.
+CLAIM_INTERVAL = 0.02
 
 # Literals, not bound parameters: a prepared statement's generic plan can only use the partial
 # index ix_jobs_queued when the predicate is spelled as in the index.
@@ -124,6 +128,8 @@ class JobRunner:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.timezone = ZoneInfo(getattr(getattr(services, "settings", None), "timezone", cron.DEFAULT_TIMEZONE))
         self._wakeup = asyncio.Event()
+        self._last_claim_at = float("-inf")
+        self._may_have_work = True  # claim only when work may be due: announced, polled, or left over
         self._inflight: dict[int, asyncio.Task] = {}
         self._outcomes = GroupCommit(self._write_outcomes)
         self._stopping = False
@@ -149,14 +155,22 @@ class JobRunner:
             while not self._stopping:
                 claimed = []
                 free = self.concurrency - len(self._inflight)
-                if free > 0:
+                if free > 0 and self._may_have_work:
+                    if (wait := self._last_claim_at + CLAIM_INTERVAL - time.monotonic()) > 0:
+                        await asyncio.sleep(wait)
+                        free = self.concurrency - len(self._inflight)
+                    self._last_claim_at = time.monotonic()
                     claimed = await self._claim(free)
+                    # A full claim may have left more behind; a short one emptied what was due.
+                    self._may_have_work = len(claimed) == free
                     for job in claimed:
                         self._inflight[job.id] = asyncio.create_task(self._execute(job))
-                if burst and not claimed and not self._inflight and not await self._queue_has_work():
-                    break
+                if burst and not claimed and not self._inflight:
+                    if not await self._queue_has_work():
+                        break
+                    self._may_have_work = True
                 if not claimed:
-                    await self._wait_for_work()
+                    await self._wait_for_work(full=free <= 0)
                 done = [job_id for job_id, task in self._inflight.items() if task.done()]
                 for job_id in done:
                     self._inflight.pop(job_id)
@@ -201,11 +215,17 @@ class JobRunner:
             return True  # cannot tell during an outage: keep going
         return pending is not None
 
-    async def _wait_for_work(self) -> None:
+    async def _wait_for_work(self, full: bool) -> None:
+        """Until new work is announced or the poll interval passes; when every slot is taken, also
+        until a running job ends. A job ending with slots free is no reason to look again: that
+        look (a claim, a write transaction) would find nothing that was not announced."""
         waiters = [asyncio.create_task(self._wakeup.wait())]
-        waiters += list(self._inflight.values())
-        await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+        if full:
+            waiters += list(self._inflight.values())
+        done, _ = await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
         waiters[0].cancel()
+        if self._wakeup.is_set() or not done:  # announced, or the poll: jobs may be due (retries, other processes)
+            self._may_have_work = True
         self._wakeup.clear()
 
     async def _claim(self, limit: int) -> list[Row]:
@@ -213,8 +233,9 @@ class JobRunner:
         claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id,
                                 _short_lease_kinds(), now + self.short_lease_seconds)
         try:
-            async with self.db.engine.begin() as conn:
-                return list((await conn.execute(claim)).all())
+            with statements_on_loop_thread():
+                async with self.db.engine.begin() as conn:
+                    return list((await conn.execute(claim)).all())
         except Exception as exc:
             if is_transient_fault(exc):
                 log.warning("cannot claim jobs (%s); will try again", exc)
@@ -271,6 +292,9 @@ class JobRunner:
                 outcome = Outcome(job, "dead", error=job.last_error or "worker died on the last attempt")
             elif function is None:
                 outcome = Outcome(job, "dead", error=f"unknown job kind {job.kind!r}")
+            elif options.quick:
+                with statements_on_loop_thread():
+                    outcome = await self._run(job, function, options)
             else:
                 outcome = await self._run(job, function, options)
             await self._record(outcome)
@@ -354,6 +378,12 @@ class JobRunner:
         done = [o for o in outcomes if o.status == "done"]
         others = [o for o in outcomes if o.status != "done"]
         # Core on a bare connection: no ORM session to synchronise, no objects to build.
+        with statements_on_loop_thread():
+            await self._write_outcome_rows(done, others, outcomes, now)
+        return [None] * len(outcomes)
+
+    async def _write_outcome_rows(self, done: list[Outcome], others: list[Outcome], outcomes: list[Outcome],
+                                  now) -> None:
         async with self.db.engine.begin() as conn:
             if done:
                 await conn.execute(
@@ -382,7 +412,6 @@ class JobRunner:
                 )
             finished = [o.job for o in outcomes if o.status != "queued"]
             await cron.queue_next_occurrences(conn, finished, self.timezone)
-        return [None] * len(outcomes)
 
     @staticmethod
     def _row_values(outcome: Outcome, now) -> dict:

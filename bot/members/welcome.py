@@ -275,7 +275,7 @@ async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -
     return _coupon_sentence(template, until)
 
 
-@tasks(GRANT_WELCOME_JOB)
+@tasks(GRANT_WELCOME_JOB, quick=True)
 async def grant_welcome_job(job: JobContext, payload: dict) -> None:
     """Issue what the welcome message announced (idempotent: one welcome coupon per member)."""
     async with job.services.db.session() as session, session.begin():

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.storage.sqlite_driver import one_handoff_dbapi
+from bot.storage.sqlite_driver import BUSY_TIMEOUT_MS, CONNECT_ARGS, one_handoff_dbapi
 
 
 def utcnow() -> dt.datetime:
@@ -29,7 +29,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -107,7 +107,8 @@ class Database:
             # One connection: SQLite has one writer anyway, and waiting for the pool is an asyncio
             # wait, whereas waiting on SQLite's lock is busy_timeout's sleep-and-poll (up to 100 ms).
             # aiosqlite, one trip to its thread per statement (bot/storage/sqlite_driver.py).
-            driver = {"module": one_handoff_dbapi()} if url.startswith("sqlite+aiosqlite") else {}
+            driver = ({"module": one_handoff_dbapi(), "connect_args": CONNECT_ARGS}
+                      if url.startswith("sqlite+aiosqlite") else {})
             self.engine: AsyncEngine = create_async_engine(
                 url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True, **driver
             )

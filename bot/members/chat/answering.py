@@ -205,12 +205,12 @@ async def send_answers(wecom, answers: list[dict]) -> None:
         raise failures[0]
 
 
-@tasks(SEND_JOB)
+@tasks(SEND_JOB, quick=True)
 async def send_queued_answers(ctx: JobContext, payload: dict) -> None:
     await send_answers(ctx.services.wecom, payload["answers"])
 
 
-@tasks(ANSWER_JOB)
+@tasks(ANSWER_JOB, quick=True)
 async def answer_customer(ctx: JobContext, payload: dict) -> None:
     """A job queued by the previous version: answer what is not answered yet, (re)send the rest."""
     services, who = ctx.services, payload["external_userid"]
