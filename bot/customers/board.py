@@ -27,13 +27,12 @@ from sqlalchemy import Date, Integer, case, cast, column, func, literal, select,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import corp_zone
-from bot.customers.binding import LOSSES
+from bot.customers.binding import ADD_SOURCES, LOSSES
 from bot.customers.board_models import GuideBoardDay, GuideBoardGuideDay, GuideBoardGuideWeek, GuideBoardTally
 from bot.customers.models import CustomerBinding
 from bot.jobs import JobContext, Priority, tasks
 from bot.jobs.cron import cron
 from bot.storage import utcnow
-from bot.stores.assign import ADD_SOURCES
 from bot.stores.hours import china_day_start
 from bot.stores.models import Guide
 
