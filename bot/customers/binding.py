@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy import event as event_api
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,8 @@ ENRICH_WINDOW_SECONDS = 1.0
 ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
+# A binding from these sources is a friend the guide added (handovers do not use up the limit).
+ADD_SOURCES = ("scan", "direct")
 _CUSTOMERS, _BINDINGS = Customer.__table__, CustomerBinding.__table__
 
 
@@ -45,6 +47,16 @@ async def open_binding(session: AsyncSession, external_userid: str, userid: str)
             CustomerBinding.ended_at.is_(None),
         ).order_by(CustomerBinding.id.desc()).limit(1)
     )
+
+
+def guide_adds_since(userid: ColumnElement[str], since: dt.datetime) -> ColumnElement[int]:
+    """SQL: the friends the guide (`userid`, e.g. the enclosing query's Guide.userid) added since
+    `since`, by the index on (guide, start). The stores' guide picker asks for it by name, for the
+    daily add limit (`GUIDE_ADDS_SINCE`, bot/stores/assign.py)."""
+    return (select(func.count())
+            .where(CustomerBinding.guide_userid == userid, CustomerBinding.started_at >= since,
+                   CustomerBinding.source.in_(ADD_SOURCES))
+            .correlate_except(CustomerBinding).scalar_subquery())
 
 
 def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) -> None:

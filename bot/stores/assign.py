@@ -4,49 +4,45 @@ Eligible: active, not a backup, inside working hours, fewer adds today (China da
 Among them the code's rule picks — round_robin (default), least_loaded (fewest adds today) or fixed
 (the store's first guide while available). When nobody is eligible, a backup guide of the store
 under its limit takes the customer (working hours do not apply: backups cover the gaps).
+
+The adds are the customers' bindings, a feature above this one: the picker asks for their count by
+name (`GUIDE_ADDS_SINCE`, which bot/customers/feature.py provides; see bot/wiring.py) rather than
+importing the bindings. The count comes as SQL, so the store's guides and their load are still
+read in one query.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.customers.models import CustomerBinding
 from bot.stores.hours import CHINA, china_day_start, is_within
 from bot.stores.models import Guide
+from bot.wiring import provided
 
-# A binding from these sources is a friend the guide added (handovers do not use up the limit).
-ADD_SOURCES = ("scan", "direct")
+# (guide userid column, since) -> SQL: the friends that guide added since then, handovers not counted.
+GUIDE_ADDS_SINCE = "stores.guide_adds_since"
+GuideAdds = Callable[[ColumnElement[str], dt.datetime], ColumnElement[int]]
+
+
+def no_adds(userid: ColumnElement[str], since: dt.datetime) -> ColumnElement[int]:
+    return literal(0)  # a process without the customers feature keeps no bindings
+
+
+def guide_adds(services) -> GuideAdds:
+    """How this process counts a guide's adds (the customers feature's bindings)."""
+    return provided(services, GUIDE_ADDS_SINCE) or no_adds
 
 
 @dataclass(frozen=True)
 class GuidePick:
     guide: Guide
     reason: str  # rule | backup | fallback
-
-
-async def adds_today(session: AsyncSession, userids: list[str], now: dt.datetime,
-                     zone: ZoneInfo = CHINA) -> dict[str, int]:
-    """New friends per guide since midnight corp time."""
-    if not userids:
-        return {}
-    rows = await session.execute(
-        select(CustomerBinding.guide_userid, func.count())
-        .where(
-            CustomerBinding.guide_userid.in_(userids),
-            CustomerBinding.started_at >= china_day_start(now, zone),
-            CustomerBinding.source.in_(ADD_SOURCES),
-        )
-        .group_by(CustomerBinding.guide_userid)
-    )
-    counts = {userid: 0 for userid in userids}
-    counts.update({userid: count for userid, count in rows.all()})
-    return counts
 
 
 def pick_by_rule(rule: str, eligible: list[Guide], counts: dict[str, int], turn: int) -> Guide:
@@ -60,21 +56,16 @@ def pick_by_rule(rule: str, eligible: list[Guide], counts: dict[str, int], turn:
 
 async def choose_guide(
     session: AsyncSession, kv, store_code: str, rule: str, now: dt.datetime, *,
-    zone: ZoneInfo = CHINA, skip: Collection[str] = (),
+    adds: GuideAdds, zone: ZoneInfo = CHINA, skip: Collection[str] = (),
 ) -> GuidePick | None:
     """The guide who takes the next customer at this store, or None when nobody can.
 
-    `skip`: guides WeCom would not make a contact way for (their account is invalid).
+    `adds`: how guides' adds are counted (`guide_adds(services)`). `skip`: guides WeCom would not
+    make a contact way for (their account is invalid).
     """
     # One query: the store's active guides with their adds today (the index on guide, start).
-    adds = (
-        select(func.count())
-        .where(CustomerBinding.guide_userid == Guide.userid,
-               CustomerBinding.started_at >= china_day_start(now, zone), CustomerBinding.source.in_(ADD_SOURCES))
-        .correlate(Guide).scalar_subquery()
-    )
     rows = (await session.execute(
-        select(Guide, adds).where(Guide.store_code == store_code, Guide.status == "active").order_by(Guide.id)
+        select(Guide, adds(Guide.userid, china_day_start(now, zone))).where(Guide.store_code == store_code, Guide.status == "active").order_by(Guide.id)
     )).all()
     if not rows:
         return None
@@ -94,11 +85,14 @@ async def choose_guide(
     return None
 
 
-async def guide_if_available(session: AsyncSession, userid: str, now: dt.datetime,
-                             zone: ZoneInfo = CHINA) -> Guide | None:
+async def guide_if_available(session: AsyncSession, userid: str, now: dt.datetime, *,
+                             adds: GuideAdds, zone: ZoneInfo = CHINA) -> Guide | None:
     """The code's fallback (online) guide, when active and under the daily limit."""
-    guide = await session.scalar(select(Guide).where(Guide.userid == userid, Guide.status == "active"))
-    if guide is None:
+    row = (await session.execute(
+        select(Guide, adds(Guide.userid, china_day_start(now, zone)))
+        .where(Guide.userid == userid, Guide.status == "active")
+    )).first()
+    if row is None:
         return None
-    counts = await adds_today(session, [userid], now, zone)
-    return guide if counts[userid] < guide.daily_add_limit else None
+    guide, count = row
+    return guide if count < guide.daily_add_limit else None

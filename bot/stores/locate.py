@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bot.errors import DomainError
 from bot.lbs import InvalidCoordinates, to_gcj02
 from bot.storage import utcnow
-from bot.stores.assign import GuidePick, choose_guide, guide_if_available
+from bot.stores.assign import GuideAdds, GuidePick, choose_guide, guide_adds, guide_if_available
 from bot.stores.contact_ways import (
     MEMBER_UNKNOWN_ERRCODES,
     cached_qr_code,
@@ -75,15 +75,17 @@ def _store_json(card: StoreCard, distance_m: float | None) -> dict:
             "distance_m": None if distance_m is None else round(distance_m)}
 
 
-async def _fallback(session, kv, qrcode: QrCode, at: Moment, skip: set[str], otherwise: str) -> Decision:
+async def _fallback(session, kv, adds: GuideAdds, qrcode: QrCode, at: Moment, skip: set[str],
+                    otherwise: str) -> Decision:
     store_code = qrcode.fallback.get("store_code")
     if store_code:
-        pick = await choose_guide(session, kv, store_code, qrcode.guide_rule, at.now, zone=at.zone, skip=skip)
+        pick = await choose_guide(session, kv, store_code, qrcode.guide_rule, at.now, adds=adds, zone=at.zone,
+                                  skip=skip)
         if pick is not None:
             return Decision(store_code, None, pick, "fallback_store")
     userid = qrcode.fallback.get("guide_userid")
     if userid and userid not in skip:
-        guide = await guide_if_available(session, userid, at.now, at.zone)
+        guide = await guide_if_available(session, userid, at.now, adds=adds, zone=at.zone)
         if guide is not None:
             return Decision(guide.store_code, None, GuidePick(guide, "fallback"), "fallback_guide")
     return Decision(None, None, None, otherwise)
@@ -166,14 +168,16 @@ async def locate(services, qrcode: QrCode, lat, lng, coord_system: str, visitor:
     directory = directory_for(services)
     await directory.refresh(services)
     stores, _ = directory.nearest(lat, lng, qrcode.radius_m, at.now, limit=NEARBY_LIMIT, zone=at.zone)
+    adds = guide_adds(services)
 
     async def decide(session, skip: set[str]) -> Decision:
         for position, (card, distance) in enumerate(stores):
             pick = await choose_guide(session, services.kv, card.code, qrcode.guide_rule, at.now,
-                                      zone=at.zone, skip=skip)
+                                      adds=adds, zone=at.zone, skip=skip)
             if pick is not None:
                 return Decision(card.code, distance, pick, "nearest" if position == 0 else "next_nearest")
-        return await _fallback(session, services.kv, qrcode, at, skip, "no_guide" if stores else "out_of_range")
+        return await _fallback(session, services.kv, adds, qrcode, at, skip,
+                               "no_guide" if stores else "out_of_range")
 
     nearby = [_store_json(card, distance) for card, distance in stores]
     return await _resolve(services, qrcode, "locate", decide, nearby, visitor, at, record,
@@ -190,12 +194,13 @@ async def choose(services, qrcode: QrCode, store_code: str | None, visitor: str 
         card = directory.cards.get(store_code)
         if card is None or card.status != "open":
             raise DomainError(404, "unknown_store", f"no open store {store_code!r}")
+    adds = guide_adds(services)
 
     async def decide(session, skip: set[str]) -> Decision:
         if store_code is None:
-            return await _fallback(session, services.kv, qrcode, at, skip, "no_guide")
+            return await _fallback(session, services.kv, adds, qrcode, at, skip, "no_guide")
         pick = await choose_guide(session, services.kv, store_code, qrcode.guide_rule, at.now,
-                                  zone=at.zone, skip=skip)
+                                  adds=adds, zone=at.zone, skip=skip)
         return Decision(store_code, None, pick, "chosen" if pick else "no_guide")
 
     return await _resolve(services, qrcode, "choose", decide, [], visitor, at, record)

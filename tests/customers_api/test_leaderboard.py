@@ -10,10 +10,10 @@ from collections import defaultdict
 
 import pytest
 
+from bot.customers.board import as_date, period_start
 from bot.customers.models import CustomerBinding
 from bot.stores.hours import CHINA
 from bot.stores.models import Guide, Store
-from bot.stores.stats import as_date, period_start
 
 GUIDES = {"ga": "S1", "gb": "S1", "gc": "S2", "gd": "S2"}
 
@@ -94,7 +94,7 @@ async def test_periods_follow_the_zones_calendar_across_summer_time(crm, zone_na
 
     from sqlalchemy import select
 
-    from bot.stores.stats import as_date, period_of
+    from bot.customers.board import as_date, period_of
 
     zone = ZoneInfo(zone_name)
     moments = [dt.datetime(2026, 3, day, hour, minute, tzinfo=dt.UTC)
@@ -120,7 +120,7 @@ async def test_settled_days_are_tallied_once_and_today_and_yesterday_stay_live(c
     late onto a tallied day stays off the board, one onto yesterday or today counts."""
     from sqlalchemy import func, select
 
-    from bot.stores.models import GuideBoardDay, GuideBoardTally
+    from bot.customers.board_models import GuideBoardDay, GuideBoardTally
 
     today = dt.datetime.now(CHINA).date()
     query = {"period": "day", "since": (today - dt.timedelta(days=59)).isoformat(), "until": today.isoformat()}
@@ -146,10 +146,10 @@ async def test_settled_days_are_tallied_once_and_today_and_yesterday_stay_live(c
 async def test_the_nightly_job_tallies_the_settled_days_the_board_then_reads(crm, bindings):
     from sqlalchemy import select
 
+    from bot.customers import board
+    from bot.customers.board_models import GuideBoardDay
+    from bot.customers.feature import FEATURE
     from bot.jobs import JobContext
-    from bot.stores import board
-    from bot.stores.feature import FEATURE
-    from bot.stores.models import GuideBoardDay
 
     assert board.BOARD_TALLY_CRON in FEATURE.cron and board.tally_settled_days in FEATURE.jobs
     await board.tally_settled_days(JobContext(crm.services, 1, board.BOARD_TALLY_JOB, 1), {})
@@ -170,7 +170,7 @@ async def test_the_unfiltered_day_board_reads_one_tally_per_guide_and_day(crm, b
     bindings in two stores on one day is one row, summed, under the store of their adds."""
     from sqlalchemy import func, select
 
-    from bot.stores.models import GuideBoardGuideDay, GuideBoardTally
+    from bot.customers.board_models import GuideBoardGuideDay, GuideBoardTally
 
     today = dt.datetime.now(CHINA).date()
 
@@ -202,7 +202,7 @@ async def test_the_unfiltered_day_board_reads_one_tally_per_guide_and_day(crm, b
 async def test_complete_weeks_are_tallied_per_guide_and_rank_as_the_row_by_row_tally(crm, bindings):
     from sqlalchemy import select
 
-    from bot.stores.models import GuideBoardGuideWeek
+    from bot.customers.board_models import GuideBoardGuideWeek
 
     today = dt.datetime.now(CHINA).date()
     since = today - dt.timedelta(days=59)  # any weekday: its first week is part of one, summed from days

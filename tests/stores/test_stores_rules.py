@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 
 from bot.customers.models import CustomerBinding
+from bot.features import wiring
 from bot.kv.memory import MemoryStore
-from bot.stores.assign import choose_guide, pick_by_rule
+from bot.stores.assign import GUIDE_ADDS_SINCE, choose_guide, guide_if_available, pick_by_rule
 from bot.stores.contact_ways import new_state
 from bot.stores.directory import StoreDirectory
 from bot.stores.hours import CHINA, InvalidHours, china_day_start, is_within, parse_hours_text
@@ -82,15 +83,20 @@ async def test_choose_guide_skips_off_hours_full_and_inactive_then_uses_backup(d
         session.add(CustomerBinding(external_userid="wm0", guide_userid="ok", store_code="S1", source="scan",
                                     started_at=now - dt.timedelta(days=1)))
     kv = MemoryStore()
+    adds = wiring().provided(GUIDE_ADDS_SINCE)  # the customers feature counts the bindings
     async with db.session() as session:
-        picks = [(await choose_guide(session, kv, "S1", rule, now)) for rule in ("round_robin", "least_loaded")]
+        picks = [(await choose_guide(session, kv, "S1", rule, now, adds=adds))
+                 for rule in ("round_robin", "least_loaded")]
         assert [(p.guide.userid, p.reason) for p in picks] == [("ok", "rule"), ("ok", "rule")]
+        # The same limit holds for a code's fallback guide.
+        assert await guide_if_available(session, "full", now, adds=adds) is None
+        assert (await guide_if_available(session, "ok", now, adds=adds)).userid == "ok"
     async with db.session() as session, session.begin():
         (await session.get(Guide, 4)).status = "resigned"
     async with db.session() as session:
-        pick = await choose_guide(session, kv, "S1", "round_robin", now)
+        pick = await choose_guide(session, kv, "S1", "round_robin", now, adds=adds)
         assert (pick.guide.userid, pick.reason) == ("backup", "backup")
-        assert await choose_guide(session, kv, "S404", "round_robin", now) is None
+        assert await choose_guide(session, kv, "S404", "round_robin", now, adds=adds) is None
 
 
 def test_directory_prefers_stores_open_now_and_keeps_closed_ones_out():

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from bot.api.auth import Role, create_token
+from bot.customers.board import period_start
 from bot.stores.hours import CHINA
-from bot.stores.stats import period_start
 from tests.stores.conftest import bearer, lbs_world_on, until
 
 

@@ -11,6 +11,10 @@ that is still missing, by the request itself (`tally_missing_days`), so the boar
 the job having run. Tallies are kept per corp time zone: changing TIMEZONE tallies anew. Each row
 keeps the binding's store, so a guide who moves stores keeps old days under the old store, and a
 store filter or a store manager's scope applies to tallies as to bindings.
+
+The board ranks guides by their customers' adds and losses, so it lives with the bindings, in the
+customers feature (it was first written in the stores feature: its job kind, cron name and
+logger keep the names they had there, as the jobs table and the cron schedule know them).
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ from sqlalchemy import Date, Integer, case, cast, column, func, literal, select,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import corp_zone
-from bot.customers.binding import LOSSES
+from bot.customers.binding import ADD_SOURCES, LOSSES
+from bot.customers.board_models import GuideBoardDay, GuideBoardGuideDay, GuideBoardGuideWeek, GuideBoardTally
 from bot.customers.models import CustomerBinding
 from bot.jobs import JobContext, Priority, tasks
 from bot.jobs.cron import cron
 from bot.storage import utcnow
-from bot.stores.assign import ADD_SOURCES
 from bot.stores.hours import china_day_start
-from bot.stores.models import Guide, GuideBoardDay, GuideBoardGuideDay, GuideBoardGuideWeek, GuideBoardTally
+from bot.stores.models import Guide
 
 log = logging.getLogger("bot.stores")
 
