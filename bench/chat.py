@@ -39,7 +39,7 @@ from bot.customers.models import Customer  # noqa: E402
 from bot.emulator import EmulatorDriver, EmulatorState, start_emulator  # noqa: E402
 from bot.members import ledger  # noqa: E402
 from bot.members.chat.answers import Asker, points  # noqa: E402
-from bot.members.config import MembersConfig, use_members_config  # noqa: E402
+from bot.members.config import MembersConfig  # noqa: E402
 from bot.members.members import create_member  # noqa: E402
 from bot.members.models import Member, PointsEntry  # noqa: E402
 from bot.services import SERVICES  # noqa: E402
@@ -153,7 +153,6 @@ async def balance_read_times(db, config: MembersConfig, lengths: list[int]) -> l
 
 async def main(args: argparse.Namespace) -> None:
     config = MembersConfig(_env_file=None, join_bonus_points=0)
-    use_members_config(config)
     state = EmulatorState()
     state.add_kf_account(KF)
     emulator, api_base = await start_emulator(state, port=0)
@@ -166,7 +165,7 @@ async def main(args: argparse.Namespace) -> None:
         wecom_encoding_aes_key=EMULATOR_AES_KEY, wecom_api_base_url=api_base, log_level="WARNING",
         job_poll_seconds=0.05,
     )
-    app = create_app(settings, run_jobs=True, migrate=True)
+    app = create_app(settings, run_jobs=True, migrate=True, configs=[config])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

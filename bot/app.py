@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -17,9 +18,10 @@ log = logging.getLogger("bot")
 
 
 def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | None = None,
-               wiring: Wiring | None = None) -> web.Application:
+               wiring: Wiring | None = None, configs: Iterable[object] = ()) -> web.Application:
     """The web app serving `wiring`'s features (default: all of them, bot/features.py); with
-    run_jobs the job runner works inside this process (embedded default)."""
+    run_jobs the job runner works inside this process (embedded default). `configs` replace
+    features' settings read from the environment (tests give their own)."""
     from bot import ops
     from bot.api.auth import SIGN_IN
     from bot.api.spec import API_OPERATIONS, declared_route, route_table
@@ -35,7 +37,7 @@ def create_app(settings: Settings, *, run_jobs: bool = True, migrate: bool | Non
         app[SIGN_IN] = wiring.sign_in
 
     async def resources(app: web.Application):
-        async with open_services(settings, wiring=wiring, migrate=migrate) as services:
+        async with open_services(settings, wiring=wiring, migrate=migrate, configs=configs) as services:
             app[SERVICES] = services
             runner_task = None
             if run_jobs:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +25,8 @@ from bot.wiring import NO_FEATURES, Wiring
 
 log = logging.getLogger("bot")
 
+C = TypeVar("C")
+
 
 @dataclass
 class Services:
@@ -37,6 +41,18 @@ class Services:
     inbox: object | None = None  # the callback InboxWriter of a web process (bot/callback/intake.py)
     runner: object | None = None  # the in-process JobRunner, when this process runs one
     emulator: object | None = field(default=None, repr=False)
+    configs: dict[type, Any] = field(default_factory=dict, repr=False)  # the features' settings, by class
+
+    def config(self, kind: type[C]) -> C:
+        """This process's settings of one feature (e.g. `services.config(MembersConfig)`): read
+        when the services were opened; a class no listed feature declares is read on first use."""
+        if kind not in self.configs:
+            self.configs[kind] = kind()
+        return self.configs[kind]
+
+    def use_config(self, config: object) -> None:
+        """Replace the settings of `config`'s class (tests give the service their own)."""
+        self.configs[type(config)] = config
 
     def wake_runner(self) -> None:
         if self.runner is not None:
@@ -59,12 +75,24 @@ async def _schedule_recurring_jobs(db: Database, timezone: str, jobs: list[CronJ
         log.warning("could not schedule the recurring jobs: %s", exc)
 
 
+def read_configs(kinds: Iterable[type], *, given: Iterable[object] = ()) -> dict[type, Any]:
+    """The features' settings by class: the given ones, the others read from the environment."""
+    configs = {type(config): config for config in given}
+    for kind in kinds:
+        if kind not in configs:
+            configs[kind] = kind()
+    return configs
+
+
 @asynccontextmanager
-async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, migrate: bool | None = None):
+async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, migrate: bool | None = None,
+                        configs: Iterable[object] = ()):
     """Open DB, KV, HTTP session and WeCom client (starting the emulator when there are no
     WeCom credentials); apply migrations on the embedded default or when asked. `wiring` is the
-    features this process serves (bot/features.py): their routers, jobs and recurring jobs."""
+    features this process serves (bot/features.py): their routers, jobs, recurring jobs and
+    settings classes (read from the environment here, once, unless `configs` gives one)."""
     wiring.install_jobs()
+    feature_configs = read_configs(wiring.configs, given=configs)
     use_timezone(settings.timezone)  # dates in messages and statistics read it (bot.config.corp_zone)
     emulator = None
     if settings.uses_emulator:
@@ -105,6 +133,7 @@ async def open_services(settings: Settings, *, wiring: Wiring = NO_FEATURES, mig
         dispatcher=build_dispatcher(wiring),
         wiring=wiring,
         emulator=emulator,
+        configs=feature_configs,
     )
     if emulator is not None:
         emulator.attach(services)

@@ -2,8 +2,9 @@
 
 A feature package exposes one `Feature`: its dispatcher routers, its job functions (declared with
 `@tasks`), its API route functions (declared with `@api.route`), its recurring jobs (`cron(...)`),
-its model modules (for the metadata), its web pages and CLI commands. Nothing registers itself
-when imported: `Wiring` puts the lists together for `create_app`, the worker and the CLI.
+its model modules (for the metadata), its web pages and CLI commands, and its configuration
+classes (read from the environment once, when the process opens its services). Nothing registers
+itself when imported: `Wiring` puts the lists together for `create_app`, the worker and the CLI.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Feature:
     pages: Sequence[Callable[[Any], None]] = ()  # setup(app) for web routes outside the admin API
     commands: Sequence[Any] = ()  # click commands added to `wecom-assistant`
     sign_in: Callable | None = None  # (request, db) -> Principal | None for a caller without a token
+    # Settings classes (pydantic BaseSettings, e.g. MEMBERS_*): `open_services` reads each once and
+    # the feature's code asks its services for it (`services.config(MembersConfig)`).
+    configs: Sequence[type] = ()
     # What this feature does for a lower one that asks by name (the lower one cannot import it):
     # e.g. the members feature gives the customers' welcome its new-member benefit.
     provides: Mapping[str, Callable] = field(default_factory=dict)
@@ -66,6 +70,10 @@ class Wiring:
     @property
     def commands(self) -> list:
         return self._all("commands")
+
+    @property
+    def configs(self) -> list[type]:
+        return list(dict.fromkeys(self._all("configs")))  # once each, in the features' order
 
     @property
     def sign_in(self) -> Callable | None:

@@ -5,7 +5,7 @@ import re
 from bot.dispatcher import EventContext, Router
 from bot.jobs import JobContext, tasks
 from bot.members.cards import lookup_reply
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 
 router = Router("guide_commands")
 
@@ -34,13 +34,15 @@ def help_text(intro: str = "") -> str:
 
 async def reply_to_guide(ctx: EventContext, text: str) -> None:
     """Sent by a job after the commit: a slow or failing WeCom never holds the transaction."""
+    priority = ctx.services.config(MembersConfig).chat_reply_priority
     await ctx.enqueue(GUIDE_REPLY_JOB, {"touser": ctx.event.user_id, "content": text},
-                      dedupe_key=f"{GUIDE_REPLY_JOB}:{ctx.inbox_id}", priority=members_config().chat_reply_priority)
+                      dedupe_key=f"{GUIDE_REPLY_JOB}:{ctx.inbox_id}", priority=priority)
 
 
 @router.on(msg_type="text", content=LOOKUP)
 async def guide_looks_up_customer(ctx: EventContext) -> None:
-    text = await lookup_reply(ctx.session, members_config(), ctx.event.user_id, ctx.event.content or "")
+    config = ctx.services.config(MembersConfig)
+    text = await lookup_reply(ctx.session, config, ctx.event.user_id, ctx.event.content or "")
     await reply_to_guide(ctx, text)
 
 

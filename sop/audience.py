@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from bot.config import corp_zone
 from bot.customers.models import Customer
 from bot.customers.tag_mirror_models import CustomerTag
-from bot.members.config import MembersConfig, members_config
+from bot.members.config import MembersConfig
 from bot.members.lifecycle import STAGES, stage_expression
 from bot.members.models import Coupon, Member
 from bot.storage import utcnow
@@ -104,9 +104,9 @@ def _month_day(column, dialect: str):
 
 
 def audience_conditions(audience: Audience, member, *, now: dt.datetime, dialect: str,
-                        config: MembersConfig | None = None) -> list:
-    """WHERE clauses over `customers` and the outer-joined `member` alias, one per given field."""
-    config = config or members_config()
+                        members: MembersConfig) -> list:
+    """WHERE clauses over `customers` and the outer-joined `member` alias, one per given field
+    (`members`: the lifecycle rules that say a member's stage)."""
     a, m, where = audience, member.c, []
     for column, codes in ((Customer.store_code, a.stores), (Customer.guide_userid, a.guides),
                           (Customer.channel_code, a.channels)):
@@ -123,7 +123,7 @@ def audience_conditions(audience: Audience, member, *, now: dt.datetime, dialect
     if a.tags_none:
         where.append(~tagged(a.tags_none))
     if a.stages is not None:
-        where.append(stage_expression(config, now, m).in_(a.stages))
+        where.append(stage_expression(members, now, m).in_(a.stages))
     if a.gender is not None:
         where.append(Customer.gender == GENDERS[a.gender])
     if a.added_within_days is not None:
@@ -148,7 +148,7 @@ def audience_conditions(audience: Audience, member, *, now: dt.datetime, dialect
     return where
 
 
-def select_audience(audience: Audience | AudienceFilter, config: MembersConfig | None = None,
+def select_audience(audience: Audience | AudienceFilter, members: MembersConfig,
                     now: dt.datetime | None = None, dialect: str = "postgresql") -> Select:
     """SELECT customers.external_userid matching the audience (run it with session.scalars).
 
@@ -160,7 +160,7 @@ def select_audience(audience: Audience | AudienceFilter, config: MembersConfig |
     member = active_member()
     statement = member_join(select(Customer.external_userid), member)
     statement = statement.where(*audience_conditions(audience, member, now=now or utcnow(), dialect=dialect,
-                                                     config=config))
+                                                     members=members))
     if bound_only:
         statement = statement.where(Customer.status == "bound")
     return statement.order_by(Customer.id)

@@ -6,6 +6,7 @@ from sop.campaigns import launch
 from sop.campaigns import models as campaigns_models
 from sop.outreach import fanout, sync
 from sop.outreach import models as outreach_models
+from sop.outreach.config import OutreachConfig
 
 ROUTES = [
     campaigns_api.preview_audience, campaigns_api.create_campaign, campaigns_api.list_campaigns,
@@ -19,4 +20,5 @@ JOBS = {
     fanout.NOTIFY_JOB: fanout.notify_guide_job,
     sync.SYNC_JOB: sync.sync_job,
 }
-FEATURE = Feature("sop", routes=ROUTES, jobs=list(JOBS.values()), models=[campaigns_models, outreach_models])
+FEATURE = Feature("sop", routes=ROUTES, jobs=list(JOBS.values()), models=[campaigns_models, outreach_models],
+                  configs=[OutreachConfig])

@@ -247,7 +247,14 @@ class World:
 
 
 @pytest.fixture
-async def world(aiohttp_client, make_settings):
+def feature_configs() -> list:
+    """Feature settings (MembersConfig, OutreachConfig, …) `world`'s service gets instead of reading
+    the environment; an area's conftest overrides this fixture to give its own."""
+    return []
+
+
+@pytest.fixture
+async def world(aiohttp_client, make_settings, feature_configs):
     """End to end: service ↔ emulator over real HTTP, callbacks encrypted as WeCom does."""
     import aiohttp
 
@@ -268,7 +275,7 @@ async def world(aiohttp_client, make_settings):
         wecom_corp_id=EMULATOR_CORP_ID, wecom_agent_id=EMULATOR_AGENT_ID, wecom_secret=EMULATOR_SECRET,
         wecom_token=EMULATOR_TOKEN, wecom_encoding_aes_key=EMULATOR_AES_KEY, wecom_api_base_url=api_base_url,
     )
-    client = await aiohttp_client(create_app(settings, run_jobs=True))
+    client = await aiohttp_client(create_app(settings, run_jobs=True, configs=feature_configs))
     state.callback_url = str(client.make_url("/wecom/callback"))
     session = aiohttp.ClientSession()
     driver = EmulatorDriver(state, state.callback_url, CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY,

@@ -25,7 +25,7 @@ from bot.members.api_schemas import (
     member_out,
     scoped_member,
 )
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member, find_member, merge_members
 from bot.members.models import Coupon, CouponTemplate, Member, MemberAudit, PointsEntry
 
@@ -60,10 +60,10 @@ class MemberCreated(MemberOut):
            roles=[Role.INTEGRATION, Role.HQ_ADMIN], body=MemberIn, response=MemberCreated, status=201)
 async def create_member_route(call: ApiCall) -> MemberCreated:
     body: MemberIn = call.body
-    config = members_config()
+    config = call.services.config(MembersConfig)
     async with call.services.db.session() as session, session.begin():
         member, created = await create_member(session, config, source="integration", **body.model_dump())
-        out = await member_out(session, member)
+        out = await member_out(session, config, member)
     return MemberCreated(**out.model_dump(), created=created)
 
 
@@ -90,14 +90,15 @@ async def lookup_members(call: ApiCall) -> MemberPage:
         if member is None or not await member_in_scope(call, session, member):
             # Someone else's customer answers exactly as an unknown one: no number, no oracle.
             return MemberPage(members=[])
-        return MemberPage(members=[await member_out(session, member)])
+        return MemberPage(members=[await member_out(session, call.services.config(MembersConfig), member)])
 
 
 @api.route("GET", "/api/v1/members/{member_no}", summary="A member with balance and stage", roles=READERS,
            response=MemberOut)
 async def get_member_route(call: ApiCall) -> MemberOut:
     async with call.services.db.session() as session:
-        return await member_out(session, await scoped_member(call, session, call.path["member_no"]))
+        member = await scoped_member(call, session, call.path["member_no"])
+        return await member_out(session, call.services.config(MembersConfig), member)
 
 
 class LedgerQuery(BaseModel):
@@ -149,12 +150,13 @@ async def adjust_points(call: ApiCall) -> AdjustmentOut:
     body: AdjustmentIn = call.body
     actor = f"token:{call.principal.token_id}"
     key = f"adjust:{body.idempotency_key}"
+    valid_days = call.services.config(MembersConfig).points_valid_days
     async with call.services.db.session() as session, session.begin():
         member = await ledger.lock_member(session, (await scoped_member(call, session, call.path["member_no"])).id)
         replay = await session.scalar(select(PointsEntry.id).where(PointsEntry.idempotency_key == key))
         if body.points > 0:
             entry = await ledger.credit(session, member, body.points, kind="adjust", key=key, reason=body.reason,
-                                        actor=actor, valid_days=members_config().points_valid_days)
+                                        actor=actor, valid_days=valid_days)
         else:
             entry = await ledger.debit(session, member, -body.points, kind="adjust", key=key, reason=body.reason,
                                        actor=actor)
@@ -178,6 +180,6 @@ async def merge_route(call: ApiCall) -> MemberOut:
     async with call.services.db.session() as session, session.begin():
         member = await merge_members(session, keep_no=body.keep_member_no, merge_no=body.merge_member_no,
                                      actor=f"token:{call.principal.token_id}")
-        return await member_out(session, member)
+        return await member_out(session, call.services.config(MembersConfig), member)
 
 

@@ -15,7 +15,7 @@ from bot.api.fields import MAX_FEN, NON_BLANK, WholeNumber
 from bot.api.spec import ApiCall, api, parse_model, read_json_body
 from bot.members import orders
 from bot.members.api_schemas import PHONE
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.models import Member, Order
 
 
@@ -98,7 +98,7 @@ async def order_out(session, order: Order) -> OrderOut:
            roles=[Role.INTEGRATION, Role.HQ_ADMIN], body=OrderIn, response=OrderOut, status=201)
 async def create_order(call: ApiCall):
     async with call.services.db.session() as session, session.begin():
-        order, created = await orders.record_order(session, members_config(), call.body.model_dump())
+        order, created = await orders.record_order(session, call.services.config(MembersConfig), call.body.model_dump())
         out = await order_out(session, order)
     if created:
         return out
@@ -127,5 +127,5 @@ async def refund_route(call: ApiCall) -> OrderOut:
     raw = await read_json_body(call.request)
     body = RefundIn() if raw is None else parse_model(RefundIn, raw, "body")
     async with call.services.db.session() as session, session.begin():
-        order = await orders.refund_order(session, members_config(), call.path["order_no"], body.reason)
+        order = await orders.refund_order(session, call.services.config(MembersConfig), call.path["order_no"], body.reason)
         return await order_out(session, order)

@@ -14,7 +14,7 @@ from bot.api.fields import NON_BLANK, WholeNumber
 from bot.api.spec import ApiCall
 from bot.customers.models import Customer
 from bot.members import coupons, ledger, lifecycle
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.members import get_member
 from bot.members.models import Coupon, CouponTemplate, Member
 from bot.storage import utcnow
@@ -41,8 +41,7 @@ class MemberOut(BaseModel):
     joined_at: dt.datetime
 
 
-async def member_out(session: AsyncSession, member: Member) -> MemberOut:
-    config = members_config()
+async def member_out(session: AsyncSession, config: MembersConfig, member: Member) -> MemberOut:
     soon, first = await ledger.expiring_soon(session, member.id, config.expiring_soon_days)
     return MemberOut(
         member_no=member.member_no, external_userid=member.external_userid, unionid=member.unionid,

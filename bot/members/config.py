@@ -1,4 +1,8 @@
-"""Settings of the members feature (MEMBERS_* environment variables), with working defaults."""
+"""Settings of the members feature (MEMBERS_* environment variables), with working defaults.
+
+Read once per process, when its services are opened (the feature declares the class); code
+asks its services for it: `services.config(MembersConfig)`.
+"""
 
 from __future__ import annotations
 
@@ -28,19 +32,3 @@ class MembersConfig(BaseSettings):
     chat_reply_priority: int = 20  # above inbox dispatch (10): answers go out first
     # WeCom userid → store codes they manage (their guide lookups see the whole store).
     store_managers: dict[str, list[str]] = Field(default_factory=dict)
-
-
-_config: MembersConfig | None = None
-
-
-def members_config() -> MembersConfig:
-    """Read once from the environment; tests replace it with `use_members_config`."""
-    global _config
-    if _config is None:
-        _config = MembersConfig()
-    return _config
-
-
-def use_members_config(config: MembersConfig | None) -> None:
-    global _config
-    _config = config

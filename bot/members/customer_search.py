@@ -24,7 +24,7 @@ from bot.api.spec import ApiCall, api
 from bot.customers.api import CustomerRow
 from bot.customers.models import Customer
 from bot.customers.scope import ROLES, scoped
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.lifecycle import STAGES, stage_expression
 from bot.members.models import Member
 from bot.storage import utcnow
@@ -96,7 +96,7 @@ def matches(q: str, phone_userids: list[str], dialect: str) -> ColumnElement[boo
 async def list_customers(call: ApiCall) -> CustomerPage:
     q: CustomersQuery = call.query
     member = Member.__table__.alias("linked_member")
-    stage = stage_expression(members_config(), utcnow(), member.c)
+    stage = stage_expression(call.services.config(MembersConfig), utcnow(), member.c)
     statement = join_member(scoped(select(Customer, stage, member.c.member_no), call.principal), member)
     for column, value in ((Customer.guide_userid, q.guide_userid), (Customer.store_code, q.store_code),
                           (Customer.channel_code, q.channel_code), (Customer.status, q.status)):

@@ -16,6 +16,7 @@ from bot.members import (
                          welcome,
 )
 from bot.members.chat import answering
+from bot.members.config import MembersConfig
 from bot.stores.web import COUPON_NAME
 from bot.wiring import Feature
 
@@ -25,6 +26,7 @@ FEATURE = Feature(
     jobs=declared_jobs(welcome, housekeeping, answering),
     cron=[housekeeping.HOUSEKEEPING_CRON],
     models=[models],
+    configs=[MembersConfig],
     provides={benefits.NEW_MEMBER_SENTENCE: welcome.new_member_sentence,
               benefits.GRANT_NEW_MEMBER_BENEFITS: welcome.grant_new_member_benefits,
               COUPON_NAME: coupons.template_name},

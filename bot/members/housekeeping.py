@@ -15,7 +15,7 @@ from bot.jobs import JobContext, Priority, tasks
 from bot.jobs.cron import DEFAULT_TIMEZONE, cron, seed_cron_jobs
 from bot.jobs.cron import next_run as next_cron_run
 from bot.members import coupons, ledger, lifecycle
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.models import PointsLot
 from bot.storage import utcnow
 
@@ -37,8 +37,8 @@ async def seed_housekeeping(session, tz: str = DEFAULT_TIMEZONE) -> bool:
     return bool(await seed_cron_jobs(session, tz, jobs=[HOUSEKEEPING_CRON]))
 
 
-async def run_housekeeping(db, now: dt.datetime | None = None) -> dict[str, int]:
-    now, config = now or utcnow(), members_config()
+async def run_housekeeping(db, config: MembersConfig, now: dt.datetime | None = None) -> dict[str, int]:
+    now = now or utcnow()
     async with db.session() as session, session.begin():
         expired_coupons = await coupons.expire_coupons(session, now)
         moved = await lifecycle.refresh_idle_stages(session, config, now)
@@ -58,5 +58,5 @@ async def run_housekeeping(db, now: dt.datetime | None = None) -> dict[str, int]
 @tasks(HOUSEKEEPING_JOB, priority=Priority.LOW, timeout=3600)
 async def members_housekeeping(ctx: JobContext, payload: dict) -> None:
     started = time.monotonic()
-    result = await run_housekeeping(ctx.services.db)
+    result = await run_housekeeping(ctx.services.db, ctx.services.config(MembersConfig))
     log.info("members housekeeping %s in %.1fs", result, time.monotonic() - started)

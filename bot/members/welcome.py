@@ -24,7 +24,7 @@ from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer
 from bot.jobs import JobContext, tasks
 from bot.members import coupons, ledger
-from bot.members.config import MembersConfig, members_config
+from bot.members.config import MembersConfig
 from bot.members.errors import MemberError
 from bot.members.members import create_member, find_member
 from bot.members.models import Coupon, CouponTemplate, Member, PointsEntry, PointsLot
@@ -64,10 +64,9 @@ async def ensure_default_template(session: AsyncSession, config: MembersConfig) 
 
 
 async def describe_welcome_benefit(
-    session: AsyncSession, template_code: str | None, config: MembersConfig | None = None
+    session: AsyncSession, template_code: str | None, config: MembersConfig
 ) -> str | None:
     """The welcome message's benefit sentence, read-only: names the coupon the grant job will issue."""
-    config = config or members_config()
     if not config.create_member_on_binding:
         return None
     template = await (coupons.get_template(session, template_code) if template_code
@@ -107,10 +106,10 @@ async def _read_template(session, code: str) -> TemplateCard | None:
                                 row.valid_until, row.active, row.per_member_limit, row.stock)
 
 
-async def new_member_sentence(services, external_userid: str, template_code: str | None, added_at: dt.datetime,
-                              config: MembersConfig | None = None) -> str | None:
+async def new_member_sentence(services, external_userid: str, template_code: str | None,
+                              added_at: dt.datetime) -> str | None:
     """The welcome's benefit sentence for a customer not bound before `added_at` (else None); read-only."""
-    config = config or members_config()
+    config = services.config(MembersConfig)
     if not config.create_member_on_binding:
         return None
     code = template_code or config.welcome_template_code
@@ -133,8 +132,7 @@ def _coupon_sentence(template, until: dt.datetime) -> str:
     return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(corp_zone()):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
-async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]],
-                                    config: MembersConfig | None = None) -> None:
+async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]]) -> None:
     """For each (external_userid, template code, bound at) of a customer not bound before then:
     membership and the new-member coupon, all in one transaction (the enrich sweep's batch).
 
@@ -144,7 +142,7 @@ async def grant_new_member_benefits(services, grants: list[tuple[str, str | None
     unusual (already a member, an identity taken, a template to create, a customer twice in the
     batch, a limited stock) takes the general path.
     """
-    config = config or members_config()
+    config = services.config(MembersConfig)
     templates = {}
     for _, template_code, _ in grants:
         code = template_code or config.welcome_template_code
@@ -280,7 +278,8 @@ async def grant_welcome_job(job: JobContext, payload: dict) -> None:
     """Issue what the welcome message announced (idempotent: one welcome coupon per member)."""
     async with job.services.db.session() as session, session.begin():
         await grant_welcome_benefit(session, external_userid=payload["external_userid"],
-                                    template_code=payload.get("template_code"))
+                                    template_code=payload.get("template_code"),
+                                    config=job.services.config(MembersConfig))
 
 
 def coupon_sentence(coupon: Coupon, template: CouponTemplate) -> str:
@@ -289,11 +288,9 @@ def coupon_sentence(coupon: Coupon, template: CouponTemplate) -> str:
 
 
 async def grant_welcome_benefit(
-    session: AsyncSession, *, external_userid: str, template_code: str | None,
-    config: MembersConfig | None = None,
+    session: AsyncSession, *, external_userid: str, template_code: str | None, config: MembersConfig,
 ) -> WelcomeBenefit | None:
     """Make the customer a member (if configured) and issue the welcome coupon once per member."""
-    config = config or members_config()
     member = await _member_for(session, config, external_userid)
     if member is None:
         return None

@@ -14,6 +14,7 @@ from bot.api.auth import Principal, Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api
 from bot.jobs import enqueue
+from bot.members.config import MembersConfig
 from bot.members.models import CouponTemplate
 from bot.storage import utcnow
 from sop.audience import Audience
@@ -40,7 +41,7 @@ from sop.campaigns.schemas import (
     RemindOut,
 )
 from sop.outreach import results
-from sop.outreach.config import outreach_config
+from sop.outreach.config import OutreachConfig
 from sop.outreach.fanout import cancel_outreach, remind_outreach
 from sop.outreach.models import OutreachPlan, OutreachRecipient
 from sop.outreach.plan import anyone_to_send, preview
@@ -99,7 +100,8 @@ async def preview_audience(call: ApiCall) -> PreviewOut:
     body: PreviewIn = call.body
     _check_stores(call.principal, body.audience, "audience")
     async with call.services.db.session() as session:
-        rows = await preview(session, body.audience, config=outreach_config(), now=utcnow(),
+        rows = await preview(session, body.audience, config=call.services.config(OutreachConfig),
+                             members=call.services.config(MembersConfig), now=utcnow(),
                              holdout_percent=body.holdout_percent)
     by_store: dict[str | None, int] = {}
     by_guide: dict[str | None, int] = {}
@@ -222,7 +224,8 @@ async def launch_campaign(call: ApiCall) -> CampaignCreated:
             problem = ("the campaign is not approved yet" if campaign.status == "draft"
                        else f"campaign is {await _status(session, campaign)}; only an approved campaign is launched")
             raise _refuse(409, "invalid_state", "status", problem)
-        if not await anyone_to_send(session, Audience.model_validate(campaign.audience), config=outreach_config(),
+        if not await anyone_to_send(session, Audience.model_validate(campaign.audience), config=call.services.config(OutreachConfig),
+                                    members=call.services.config(MembersConfig),
                                     now=utcnow(), source=campaign.source, holdout_percent=campaign.holdout_percent,
                                     needs_member=campaign.coupon_template_code is not None):
             raise _refuse(422, "empty_audience", "audience", "no customer of this audience can be sent to")

@@ -8,10 +8,11 @@ import datetime as dt
 from sqlalchemy import select, text
 
 from bot.jobs import JobContext, Retry, tasks
+from bot.members.config import MembersConfig
 from bot.storage import utcnow
 from sop.audience import Audience
 from sop.campaigns.models import Campaign
-from sop.outreach.config import outreach_config
+from sop.outreach.config import OutreachConfig
 from sop.outreach.fanout import SEND_PRIORITY, send_batches
 from sop.outreach.models import OutreachPlan, OutreachSend
 from sop.outreach.plan import enqueue_many, plan_recipients
@@ -38,7 +39,7 @@ async def launch_job(job: JobContext, payload: dict) -> None:
 
 async def plan_campaign(services, campaign_id: int) -> int:
     """Plan (once) and queue every send not yet done; returns the number of sends queued."""
-    config = outreach_config()
+    config, members = services.config(OutreachConfig), services.config(MembersConfig)
     async with services.db.session() as session, session.begin():
         campaign = await session.scalar(select(Campaign).where(Campaign.id == campaign_id).with_for_update())
         if campaign.status not in ("scheduled", "sending"):
@@ -51,7 +52,8 @@ async def plan_campaign(services, campaign_id: int) -> int:
                                 holdout_percent=campaign.holdout_percent, status="sending", planned_at=now)
             session.add(plan)
             await session.flush()
-            await plan_recipients(session, plan, Audience.model_validate(campaign.audience), config=config, now=now)
+            await plan_recipients(session, plan, Audience.model_validate(campaign.audience), config=config,
+                                  members=members, now=now)
             campaign.status, campaign.launched_at = "sending", now
         sends = (await session.execute(select(OutreachSend.id, OutreachSend.guide_userid, OutreachSend.chunk).where(
             OutreachSend.source == campaign.source, OutreachSend.status.in_(("planned", "creating"))))).all()

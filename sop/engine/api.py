@@ -16,9 +16,11 @@ from bot.api.auth import Role
 from bot.api.errors import ApiError
 from bot.api.spec import ApiCall, api, read_json_body
 from bot.customers.models import Customer
+from bot.members.config import MembersConfig
 from bot.members.models import Order
 from bot.storage import utcnow
 from sop.engine import templates
+from sop.engine.config import SopConfig
 from sop.engine.document import SopDocument, SopInvalid
 from sop.engine.dryrun import dry_run
 from sop.engine.engine import Versions, zone_of
@@ -101,7 +103,8 @@ async def _save(call: ApiCall, mode: str, code: str | None = None) -> SopOut:
     raw = await read_json_body(call.request)
     async with call.services.db.session() as session, session.begin():
         try:
-            template, _ = await templates.save(session, raw, mode=mode, code=code)
+            config = call.services.config(SopConfig)
+            template, _ = await templates.save(session, config, raw, mode=mode, code=code)
         except SopInvalid as exc:
             raise refused(exc) from None
         except FileExistsError:
@@ -166,7 +169,8 @@ async def dry_run_sop(call: ApiCall) -> SopDryRunOut:
     async with call.services.db.session() as session:
         template = await _template(session, call.path["code"])
         document = await Versions(session).get(template.code, template.version)
-        rows = await dry_run(session, template, document, now=utcnow(), days=body.days, zone=zone_of(call.services))
+        rows = await dry_run(session, template, document, now=utcnow(), days=body.days, zone=zone_of(call.services),
+                             members=call.services.config(MembersConfig))
     return SopDryRunOut(code=template.code, days=body.days, rows=rows)
 
 

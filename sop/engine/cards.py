@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.wecom.client.base import APIGroup
-from sop.engine.config import sop_config
+from sop.engine.config import SopConfig
 from sop.engine.engine import Versions
 from sop.engine.models import SopItem
 
@@ -28,13 +28,13 @@ async def update_card(services, guide: str, response_code: str, label: str) -> N
                                                        button={"replace_name": label})
 
 
-async def digest_card(session, guide: str, day: str, items: list[SopItem], waiting: int, now: dt.datetime) -> dict:
+async def digest_card(session, config: SopConfig, guide: str, day: str, items: list[SopItem], waiting: int, now: dt.datetime) -> dict:
     versions = Versions(session)
     lines, buttons = [], []
     for number, item in enumerate(items, 1):
         document = await versions.get(item.code, item.version)
         lines.append(f"{number}. {document.name}·{item.step_key}（{item.customers}位）")
-        if len(buttons) < sop_config().digest_items:
+        if len(buttons) < config.digest_items:
             if item.reach == "guide_push":
                 buttons.append({"text": f"推送 {number}", "style": 1, "key": f"{PUSH_KEY}{item.id}"})
             else:

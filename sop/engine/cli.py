@@ -66,12 +66,13 @@ def validate_command(files: tuple[Path, ...]) -> None:
 
 async def _apply(services, raws: list[tuple[str, dict]]) -> list[dict]:
     from sop.engine import templates
+    from sop.engine.config import SopConfig
 
     out = []
     async with services.db.session() as session, session.begin():  # all files or none
         for name, raw in raws:
             try:
-                template, changed = await templates.save(session, raw, mode="apply")
+                template, changed = await templates.save(session, services.config(SopConfig), raw, mode="apply")
             except SopInvalid as exc:
                 raise click.ClickException(f"{name}: {exc.field}: {exc.problem} (nothing saved)") from None
             out.append({"file": name, "code": template.code, "version": template.version, "changed": changed})
@@ -103,6 +104,7 @@ def dry_run_command(code: str, days: int) -> None:
     """Customers each step would reach on each of the next days, per store."""
     from sqlalchemy import select
 
+    from bot.members.config import MembersConfig
     from bot.storage import utcnow
     from sop.engine.dryrun import dry_run
     from sop.engine.engine import Versions, zone_of
@@ -114,7 +116,8 @@ def dry_run_command(code: str, days: int) -> None:
             if template is None:
                 raise click.ClickException(f"no SOP {code!r}")
             document = await Versions(session).get(template.code, template.version)
-            return await dry_run(session, template, document, now=utcnow(), days=days, zone=zone_of(services))
+            return await dry_run(session, template, document, now=utcnow(), days=days, zone=zone_of(services),
+                                 members=services.config(MembersConfig))
 
     for row in _run(run):
         click.echo(json.dumps(row, ensure_ascii=False))

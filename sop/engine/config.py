@@ -1,4 +1,8 @@
-"""Settings of the SOP engine (SOP_* environment variables), with working defaults."""
+"""Settings of the SOP engine (SOP_* environment variables), with working defaults.
+
+Read once per process, when its services are opened (the feature declares the class); code
+asks its services for it: `services.config(SopConfig)`.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,3 @@ class SopConfig(BaseSettings):
     digest_at: str = Field("09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the guides' morning card
     digest_catch_up_minutes: int = Field(120, ge=1, le=720)  # a tick this late after digest_at still sends it
     digest_items: int = Field(3, ge=1, le=5)  # items with a button on the card
-
-
-_config: SopConfig | None = None
-
-
-def sop_config() -> SopConfig:
-    global _config
-    if _config is None:
-        _config = SopConfig()
-    return _config
-
-
-def use_sop_config(config: SopConfig | None) -> None:
-    global _config
-    _config = config

@@ -8,12 +8,14 @@ import datetime as dt
 from sqlalchemy import select
 
 from bot.customers.models import Customer
+from bot.members.config import MembersConfig
 from sop.engine.clock import local_day
 from sop.engine.engine import _candidates, step_due
 from sop.engine.models import SopEnrolment, SopRun, SopTemplate
 
 
-async def dry_run(session, template: SopTemplate, document, *, now: dt.datetime, days: int, zone) -> list[dict]:
+async def dry_run(session, template: SopTemplate, document, *, now: dt.datetime, days: int, zone,
+                  members: MembersConfig) -> list[dict]:
     first, last = local_day(now, zone), local_day(now, zone) + dt.timedelta(days=days - 1)
     counts: dict[tuple[str, str, str | None], int] = {}
 
@@ -31,7 +33,7 @@ async def dry_run(session, template: SopTemplate, document, *, now: dt.datetime,
         add(max(due, now), step_key, store)
     enrolled = set((await session.execute(select(SopEnrolment.external_userid, SopEnrolment.trigger_key).where(
         SopEnrolment.code == template.code))).all())
-    fresh = [row for row in await _candidates(session, template, document, now, zone) if (row[1], row[5]) not in enrolled]
+    fresh = [row for row in await _candidates(session, template, document, now, zone, members) if (row[1], row[5]) not in enrolled]
     stores = dict((await session.execute(select(Customer.external_userid, Customer.store_code).where(
         Customer.external_userid.in_([row[1] for row in fresh])))).all()) if fresh else {}
     for _, external_userid, _, _, anchor, _ in fresh:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.customers.models import Customer
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.lifecycle import stage_expression
 from bot.members.models import Coupon, Order
 from sop.audience import active_member, audience_conditions, member_join
@@ -98,21 +98,22 @@ def _scheduled(trigger, day: dt.date) -> bool:
                 or (trigger.monthdays and day.day in trigger.monthdays))
 
 
-async def _candidates(session, template: SopTemplate, document: SopDocument, now: dt.datetime, zone) -> list[tuple]:
+async def _candidates(session, template: SopTemplate, document: SopDocument, now: dt.datetime, zone,
+                      members: MembersConfig) -> list[tuple]:
     """(customer_id, external_userid, member_id, stage, anchor, trigger_key) of occurrences since
     the scan start (see scan_since); already enrolled ones are dropped by the caller."""
     dialect = session.get_bind().dialect.name
     member = active_member()
     m = member.c
-    config = members_config()
-    stage = stage_expression(config, now, m)
+    stage = stage_expression(members, now, m)
     trigger = document.trigger
     since = scan_since(template, now)
 
     def base(*columns):
         statement = member_join(select(Customer.id, Customer.external_userid, m.id, stage, *columns), member)
         return statement.where(Customer.status == "bound", Customer.guide_userid.is_not(None),
-                               *audience_conditions(document.audience, member, now=now, dialect=dialect))
+                               *audience_conditions(document.audience, member, now=now, dialect=dialect,
+                                                   members=members))
 
     event = trigger.event
     statements = []  # (statement, keyed): several for the day-based triggers' missed days
@@ -157,7 +158,7 @@ async def _candidates(session, template: SopTemplate, document: SopDocument, now
         keyed = lambda last: (last + silence, f"silent:{trigger.days}:{int(last.timestamp())}")  # noqa: E731
     else:  # stage_entered: keyed by when the stage began, so the nightly stage refresh enrols nobody twice
         statement = base(m.last_purchase_at, m.stage_changed_at, m.joined_at).where(stage == trigger.stage)
-        keyed = lambda last, changed, joined: _stage_entry(trigger.stage, last, changed, joined, config, now)  # noqa: E731
+        keyed = lambda last, changed, joined: _stage_entry(trigger.stage, last, changed, joined, members, now)  # noqa: E731
     if event not in ("birthday", "schedule"):
         statements.append((statement, keyed))
     out = []
@@ -170,13 +171,13 @@ async def _candidates(session, template: SopTemplate, document: SopDocument, now
     return out
 
 
-def _stage_entry(stage: str, last_purchase, changed, joined, config, now) -> tuple[dt.datetime, str]:
+def _stage_entry(stage: str, last_purchase, changed, joined, members, now) -> tuple[dt.datetime, str]:
     """(when the customer entered `stage`, trigger key): at_risk and dormant begin a fixed time
     after the last purchase (true before the nightly refresh stores it); others when stored."""
     if stage == "at_risk" and last_purchase is not None:
-        at = last_purchase + dt.timedelta(days=config.at_risk_days)
+        at = last_purchase + dt.timedelta(days=members.at_risk_days)
     elif stage == "dormant" and last_purchase is not None:
-        at = last_purchase + dt.timedelta(days=config.dormant_days)
+        at = last_purchase + dt.timedelta(days=members.dormant_days)
     else:
         at = changed or joined or now
     return at, f"stage:{stage}:{int(at.timestamp())}"
@@ -190,8 +191,9 @@ async def _known(session, code: str, external_userids: list[str]) -> set[tuple[s
     return known
 
 
-async def enrol(session, template: SopTemplate, document: SopDocument, now: dt.datetime, zone) -> int:
-    candidates = await _candidates(session, template, document, now, zone)
+async def enrol(session, template: SopTemplate, document: SopDocument, now: dt.datetime, zone,
+                members: MembersConfig) -> int:
+    candidates = await _candidates(session, template, document, now, zone, members)
     # Occurrences already enrolled are dropped with one read, not one INSERT each, every minute.
     known = await _known(session, template.code, sorted({row[1] for row in candidates}))
     enrolled = 0
@@ -225,13 +227,13 @@ async def expire_unpushed(session, now: dt.datetime, report: TickReport) -> None
         report.skip("not_pushed")
 
 
-async def enrol_all(session, now: dt.datetime, zone, report: TickReport) -> None:
+async def enrol_all(session, now: dt.datetime, zone, report: TickReport, members: MembersConfig) -> None:
     templates = (await session.scalars(select(SopTemplate).where(SopTemplate.status == "active")
                                        .order_by(SopTemplate.id))).all()
     versions = Versions(session)
     for template in templates:
         document = await versions.get(template.code, template.version)
-        report.enrolled += await enrol(session, template, document, now, zone)
+        report.enrolled += await enrol(session, template, document, now, zone, members)
         if template.scanned_until is None or template.scanned_until < now:
             template.scanned_until = now  # the next scan starts here at the latest (see scan_since)
 

@@ -18,7 +18,7 @@ import datetime as dt
 from sqlalchemy import and_, case, exists, func, literal, select, update
 
 from bot.customers.models import Customer
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.lifecycle import stage_expression
 from bot.members.models import Coupon, Member, Order
 from sop.audience import select_audience
@@ -26,6 +26,7 @@ from sop.engine.clock import DEFAULT_WINDOW, at_local, local_day, send_span
 from sop.engine.document import SopDocument, Step
 from sop.engine.engine import TickReport, Versions, insert_for
 from sop.engine.models import SopEnrolment, SopItem, SopRun, SopTemplate
+from sop.outreach.config import OutreachConfig
 
 # A guide_push item can still be pushed (the guide then confirms it in WeCom) this long after its
 # window closed — the morning card shows yesterday evening's — then it leaves their list.
@@ -63,7 +64,7 @@ def customer_now() -> dict:
     return {"guide_userid": of_customer(Customer.guide_userid), "store_code": of_customer(Customer.store_code)}
 
 
-def exit_condition(condition: str, now: dt.datetime):
+def exit_condition(condition: str, now: dt.datetime, members: MembersConfig):
     """A WHERE over sop_enrolments that holds when the enrolment must end for this condition."""
     member = and_(Member.external_userid == SopEnrolment.external_userid, Member.status == "active")
     if condition == "unfriended":
@@ -76,17 +77,18 @@ def exit_condition(condition: str, now: dt.datetime):
         return exists().where(member, Coupon.member_id == Member.id, Coupon.redeemed_at > SopEnrolment.anchor_at,
                               Coupon.redeemed_at <= now)
     return and_(SopEnrolment.stage.is_not(None), exists().where(
-        member, stage_expression(members_config(), now, Member) != SopEnrolment.stage))
+        member, stage_expression(members, now, Member) != SopEnrolment.stage))
 
 
-async def apply_exits(session, code: str, exit_on: list[str], runs: list, now: dt.datetime) -> int:
+async def apply_exits(session, code: str, exit_on: list[str], runs: list, now: dt.datetime,
+                      members: MembersConfig) -> int:
     """End the enrolments of these runs whose exit condition holds (their waiting steps with
     them) and mark these runs exited; returns how many of these runs exited."""
     chosen = select(SopRun.enrolment_id).where(*runs)
     for condition in (name for name in EXIT_ORDER if name in exit_on):
         ended = await session.execute(
             update(SopEnrolment).where(SopEnrolment.code == code, SopEnrolment.status == "active",
-                                       SopEnrolment.id.in_(chosen), exit_condition(condition, now))
+                                       SopEnrolment.id.in_(chosen), exit_condition(condition, now, members))
             .values(status="exited", exit_reason=condition, exited_at=now).execution_options(synchronize_session=False))
         if ended.rowcount:
             await session.execute(
@@ -103,11 +105,11 @@ async def apply_exits(session, code: str, exit_on: list[str], runs: list, now: d
     return exited.rowcount
 
 
-async def apply_when(session, step: Step, runs: list, now: dt.datetime) -> int:
+async def apply_when(session, step: Step, runs: list, now: dt.datetime, members: MembersConfig) -> int:
     """Skip these runs of `step` whose customer is outside its `when` audience right now."""
     if step.when is None:
         return 0
-    audience = select_audience(step.when, now=now, dialect=session.get_bind().dialect.name).order_by(None)
+    audience = select_audience(step.when, members, now=now, dialect=session.get_bind().dialect.name).order_by(None)
     skipped = await session.execute(
         update(SopRun).where(*runs, SopRun.step_key == step.key,
                              ~exists(audience.where(Customer.external_userid == SopRun.external_userid)))
@@ -227,7 +229,8 @@ async def due_versions(session, now: dt.datetime) -> list[tuple[str, int, str]]:
     return [tuple(row) for row in rows]
 
 
-async def materialise(session, now: dt.datetime, zone, report: TickReport) -> None:
+async def materialise(session, now: dt.datetime, zone, report: TickReport, *, members: MembersConfig,
+                      outreach: OutreachConfig) -> None:
     """Every active template's due steps, step by step (see the module's docstring)."""
     from sop.engine.outreach_adapter import plan_items
 
@@ -242,16 +245,16 @@ async def materialise(session, now: dt.datetime, zone, report: TickReport) -> No
             continue  # quiet hours: what is due waits for the window
         runs = [SopRun.status == "waiting", SopRun.code == code, SopRun.version == version,
                 SopRun.due_at > window.last_close, SopRun.due_at <= now]
-        report.exited += await apply_exits(session, code, document.exit_on, runs, now)
+        report.exited += await apply_exits(session, code, document.exit_on, runs, now, members)
         for step in document.steps:
-            report.skip("when_not_met", await apply_when(session, step, runs, now))
+            report.skip("when_not_met", await apply_when(session, step, runs, now, members))
         report.skip("no_guide", await skip_without_guide(session, runs, now))
         for step_key in [key for c, v, key in due if (c, v) == (code, version)]:
             step = step_of(document, step_key)
             of_step = [*runs, SopRun.step_key == step.key]
             if step.reach == "group_send":
                 items, queued = await group_send_items(session, code, version, step, of_step, minute, window, now)
-                counts = await plan_items(session, document, step, _of_slot(code, version, step, minute), now)
+                counts = await plan_items(session, document, step, _of_slot(code, version, step, minute), now, outreach)
                 for outcome, count in counts.items():
                     if outcome != "planned":
                         report.skip(outcome, count)

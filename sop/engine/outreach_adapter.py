@@ -20,7 +20,7 @@ from bot.customers.models import Customer
 from sop.audience import active_member
 from sop.engine.document import SopDocument, Step, step_attachments
 from sop.engine.models import SopItem, SopRun
-from sop.outreach.config import outreach_config
+from sop.outreach.config import OutreachConfig
 from sop.outreach.fanout import SEND_PRIORITY, send_batches
 from sop.outreach.models import OutreachLedger, OutreachPlan, OutreachRecipient, OutreachSend
 from sop.outreach.plan import HASH_MULTIPLIER, HASH_PRIME, enqueue_many, held_out_expression, source_salt
@@ -54,9 +54,8 @@ def planning(document: SopDocument, step: Step) -> tuple:
     return (SopRun.status == "planning", SopRun.code == document.code, SopRun.step_key == step.key)
 
 
-def _recipient_rows(document: SopDocument, step: Step, now: dt.datetime):
+def _recipient_rows(document: SopDocument, step: Step, now: dt.datetime, config: OutreachConfig):
     """SELECT of one recipient per (item, customer) with its status, for INSERT … SELECT."""
-    config = outreach_config()
     member = active_member()
 
     def sends_since(since):
@@ -88,7 +87,8 @@ def _recipient_rows(document: SopDocument, step: Step, now: dt.datetime):
                   c.store_code, chunk, status, reason)
 
 
-async def plan_items(session, document: SopDocument, step: Step, items: tuple, now: dt.datetime) -> dict[str, int]:
+async def plan_items(session, document: SopDocument, step: Step, items: tuple, now: dt.datetime,
+                     config: OutreachConfig) -> dict[str, int]:
     """Plan the group sends of this step's items matching `items` (WHERE clauses over sop_items)
     that are `sending` (their runs `planning`), queue their WeCom tasks in the caller's transaction (published when it
     commits), and mark their runs sent or skipped with the reason. Returns counts by outcome."""
@@ -107,7 +107,7 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
     sources = select(source_of(SopItem.id)).where(*items)
     await session.execute(insert(OutreachRecipient).from_select(
         ["source", "customer_id", "external_userid", "member_id", "guide_userid", "store_code", "chunk", "status",
-         "reason"], _recipient_rows(document, step, now)))
+         "reason"], _recipient_rows(document, step, now, config)))
     planned = (OutreachRecipient.source.in_(sources), OutreachRecipient.status == "planned")
     await session.execute(insert(OutreachLedger).from_select(
         ["external_userid", "source", "at"],
@@ -122,7 +122,7 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
     by_source: dict[str, list[tuple]] = {}
     for send_id, source, guide, chunk in created.tuples():
         by_source.setdefault(source, []).append((send_id, guide, chunk))
-    jobs = [job for source, sends in by_source.items() for job in send_batches(source, sends, outreach_config().sends_per_job)]
+    jobs = [job for source, sends in by_source.items() for job in send_batches(source, sends, config.sends_per_job)]
     if jobs:
         await enqueue_many(session, jobs, priority=SEND_PRIORITY)
     # Nobody to send to: the plan is done at once.

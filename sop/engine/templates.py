@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.storage import utcnow
+from sop.engine.config import SopConfig
 from sop.engine.document import SopDocument, SopInvalid, validate
 from sop.engine.models import SopTemplate, SopVersion
 from sop.engine.tick import schedule_tick
@@ -15,7 +16,7 @@ def stored(document: SopDocument) -> dict:
     return document.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-async def save(session, raw: dict, *, mode: str, code: str | None = None) -> tuple[SopTemplate, bool]:
+async def save(session, config: SopConfig, raw: dict, *, mode: str, code: str | None = None) -> tuple[SopTemplate, bool]:
     """mode: create (409 if it exists), update (404 if not), apply (either). Returns (template,
     whether a new version was written). Raises SopInvalid or LookupError/FileExistsError."""
     if not isinstance(raw, dict):
@@ -37,7 +38,7 @@ async def save(session, raw: dict, *, mode: str, code: str | None = None) -> tup
         session.add(template)
         session.add(SopVersion(code=document.code, version=1, document=stored(document), created_at=now))
         await session.flush()
-        await schedule_tick(session)
+        await schedule_tick(session, config)
         return template, True
     current = await session.scalar(select(SopVersion.document).where(
         SopVersion.code == template.code, SopVersion.version == template.version))
@@ -47,5 +48,5 @@ async def save(session, raw: dict, *, mode: str, code: str | None = None) -> tup
     template.version, template.name, template.updated_at = latest + 1, document.name, now
     session.add(SopVersion(code=template.code, version=template.version, document=stored(document), created_at=now))
     await session.flush()
-    await schedule_tick(session)
+    await schedule_tick(session, config)
     return template, True

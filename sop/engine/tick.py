@@ -15,15 +15,17 @@ from sqlalchemy import and_, case, func, select, update
 from bot.customers.models import Customer
 from bot.jobs import JobContext, enqueue, tasks
 from bot.jobs.cron import cron, seed_cron_jobs
+from bot.members.config import MembersConfig
 from bot.members.models import Coupon, Member
 from bot.storage import utcnow
 from sop.campaigns.launch import PLANNING_LOCK
 from sop.engine.clock import at_local, local_day
-from sop.engine.config import sop_config
+from sop.engine.config import SopConfig
 from sop.engine.engine import TickReport, Versions, enrol_all, expire_unpushed, pending_guides, zone_of
 from sop.engine.materialise import apply_exits, apply_when, materialise, step_of
 from sop.engine.models import SopItem, SopRun, SopTemplate
 from sop.engine.outreach_adapter import plan_items
+from sop.outreach.config import OutreachConfig
 from sop.outreach.models import OutreachSend
 
 log = logging.getLogger("sop.engine")
@@ -36,18 +38,19 @@ NOT_YOURS = "没有第 {n} 项任务（发送「任务」查看您的任务列�
 async def run_tick(services, at: dt.datetime | None = None) -> TickReport:
     """One pass as if the clock read `at` (default: now)."""
     now = at or utcnow()
-    zone = zone_of(services)
+    zone, config = zone_of(services), services.config(SopConfig)
+    members, outreach = services.config(MembersConfig), services.config(OutreachConfig)
     report = TickReport(at=now)
     async with services.kv.lock(TICK_LOCK, timeout=600, wait=600), \
             services.kv.lock(PLANNING_LOCK, timeout=900, wait=900):
         async with services.db.session() as session, session.begin():
-            await enrol_all(session, now, zone, report)
-            await materialise(session, now, zone, report)
+            await enrol_all(session, now, zone, report, members)
+            await materialise(session, now, zone, report, members=members, outreach=outreach)
             await expire_unpushed(session, now, report)
             day = local_day(now, zone)
-            morning = at_local(day, sop_config().digest_at, zone)
+            morning = at_local(day, config.digest_at, zone)
             # Only in the morning (a pass that missed it catches up for a while, never at night).
-            if morning <= now < morning + dt.timedelta(minutes=sop_config().digest_catch_up_minutes):
+            if morning <= now < morning + dt.timedelta(minutes=config.digest_catch_up_minutes):
                 for guide in await pending_guides(session):
                     if await enqueue(session, DIGEST_JOB, {"guide": guide, "day": day.isoformat()},
                                      dedupe_key=f"sop-digest:{guide}:{day.isoformat()}", max_attempts=4):
@@ -59,15 +62,15 @@ async def run_tick(services, at: dt.datetime | None = None) -> TickReport:
 TICK_CRON = cron("sop.tick", "* * * * *", TICK_JOB)  # start-up queues it; each run queues the next
 
 
-async def schedule_tick(session) -> None:
+async def schedule_tick(session, config: SopConfig) -> None:
     """Make sure the next minute's tick is queued (idempotent: the key names the minute)."""
-    if sop_config().tick_enabled:
+    if config.tick_enabled:
         await seed_cron_jobs(session, jobs=[TICK_CRON])
 
 
 @tasks(TICK_JOB)
 async def tick_job(job: JobContext, payload: dict) -> None:
-    if not sop_config().tick_enabled:  # tests and backfills drive the clock themselves
+    if not job.services.config(SopConfig).tick_enabled:  # tests and backfills drive the clock themselves
         return
     report = await run_tick(job.services)
     log.info("sop tick: %s", report)
@@ -156,8 +159,9 @@ async def push_item(services, guide: str, item_id: int, now: dt.datetime | None 
             step = step_of(document, item.step_key)
             # Exits and `when` again: time passed since it was listed.
             runs = [SopRun.item_id == item.id, SopRun.status == "queued"]
-            await apply_exits(session, item.code, document.exit_on, runs, now)
-            await apply_when(session, step, runs, now)
+            members = services.config(MembersConfig)
+            await apply_exits(session, item.code, document.exit_on, runs, now, members)
+            await apply_when(session, step, runs, now, members)
             ready = await session.scalar(select(func.count()).select_from(SopRun).where(*runs))
             if not ready:
                 item.status, item.acted_at, item.note = "done", now, "nobody left to send to"
@@ -165,7 +169,8 @@ async def push_item(services, guide: str, item_id: int, now: dt.datetime | None 
             item.status = "sending"
             await session.flush()
             await session.execute(update(SopRun).where(*runs).values(status="planning"))
-            await plan_items(session, document, step, (SopItem.id == item.id,), now)
+            outreach = services.config(OutreachConfig)
+            await plan_items(session, document, step, (SopItem.id == item.id,), now, outreach)
     services.wake_runner()
     return True, f"已为 {ready} 位客户创建群发任务，请在企业微信「客户群发」中确认发送"
 
@@ -240,5 +245,6 @@ async def digest_job(job: JobContext, payload: dict) -> None:
         waiting = await unconfirmed_sends(session, guide)
         if not items and not waiting:
             return
-        card = await digest_card(session, guide, payload["day"], items, waiting, now)
+        config = job.services.config(SopConfig)
+        card = await digest_card(session, config, guide, payload["day"], items, waiting, now)
     await job.services.wecom.message.send(touser=guide, msgtype="template_card", template_card=card)

@@ -1,4 +1,8 @@
-"""Settings of outreach (OUTREACH_* environment variables), with working defaults."""
+"""Settings of outreach (OUTREACH_* environment variables), with working defaults.
+
+Read once per process, when its services are opened (the feature declares the class); code
+asks its services for it: `services.config(OutreachConfig)`.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +25,3 @@ class OutreachConfig(BaseSettings):
     sync_max_delay_seconds: float = Field(6 * 3600.0, gt=0)  # back-off while nothing changes
     finish_after_idle_days: float = Field(30.0, gt=0)  # unconfirmed tasks this long: finished
     reconcile_window_seconds: int = Field(600, ge=60)  # how far back to look for a lost task
-
-
-_config: OutreachConfig | None = None
-
-
-def outreach_config() -> OutreachConfig:
-    """Read once from the environment; tests replace it with `use_outreach_config`."""
-    global _config
-    if _config is None:
-        _config = OutreachConfig()
-    return _config
-
-
-def use_outreach_config(config: OutreachConfig | None) -> None:
-    global _config
-    _config = config

@@ -23,7 +23,7 @@ from bot.members.errors import MemberError
 from bot.storage import utcnow
 from bot.stores.models import Guide, Store
 from bot.wecom.client import WeComAPIError
-from sop.outreach.config import outreach_config
+from sop.outreach.config import OutreachConfig
 from sop.outreach.models import OutreachPlan, OutreachRecipient, OutreachSend
 from sop.outreach.plan import enqueue_many
 
@@ -66,9 +66,8 @@ def _in_chunk(send: OutreachSend) -> tuple:
             OutreachRecipient.chunk == send.chunk)
 
 
-async def _issue_coupons(db, plan: OutreachPlan, send: OutreachSend) -> None:
+async def _issue_coupons(db, config: OutreachConfig, plan: OutreachPlan, send: OutreachSend) -> None:
     """One coupon per planned customer of the chunk (idempotent per source and customer)."""
-    config = outreach_config()
     while True:
         async with db.session() as session, session.begin():
             batch = (await session.scalars(
@@ -88,9 +87,10 @@ async def _issue_coupons(db, plan: OutreachPlan, send: OutreachSend) -> None:
                     recipient.status, recipient.reason = "skipped", f"coupon_{exc.code}"[:60]
 
 
-async def _find_created_task(wecom, send: OutreachSend, recipients: list[str], known: set[str]) -> str | None:
-    """A task this send may have created before a crash or a lost answer: its msgid, or None."""
-    window = outreach_config().reconcile_window_seconds
+async def _find_created_task(wecom, send: OutreachSend, recipients: list[str], known: set[str],
+                             window: int) -> str | None:
+    """A task this send may have created before a crash or a lost answer (up to `window` seconds
+    before it started): its msgid, or None."""
     start = int((send.creating_since or time.time()) - window)
     wanted, cursor = set(recipients), None
     while True:
@@ -161,7 +161,8 @@ async def _create_one(services, plan: OutreachPlan, send: OutreachSend, recipien
             known = set((await session.scalars(select(OutreachSend.msgid).where(
                 OutreachSend.source == send.source, OutreachSend.guide_userid == send.guide_userid,
                 OutreachSend.msgid.is_not(None)))).all())
-        msgid = await _find_created_task(wecom, send, recipients, known)
+        msgid = await _find_created_task(wecom, send, recipients, known,
+                                         services.config(OutreachConfig).reconcile_window_seconds)
         if msgid:
             log.info("send %s: adopting task %s created by an earlier attempt", send.id, msgid)
             return ("created", msgid, [])
@@ -178,7 +179,7 @@ async def _create_one(services, plan: OutreachPlan, send: OutreachSend, recipien
 
 
 async def create_tasks_once(services, send_ids: list[int]) -> None:
-    db = services.db
+    db, config = services.db, services.config(OutreachConfig)
     async with db.session() as session:
         rows = (await session.execute(
             select(OutreachSend, OutreachPlan).join(OutreachPlan, OutreachPlan.source == OutreachSend.source)
@@ -186,7 +187,7 @@ async def create_tasks_once(services, send_ids: list[int]) -> None:
     plan = rows[0][1]
     sends = [send for send, _ in rows if send.status in ("planned", "creating")]
     if not sends:
-        await _complete_plan_if_done(db, plan)
+        await _complete_plan_if_done(db, config, plan)
         return
     if plan.status == "cancelled":
         async with db.session() as session, session.begin():
@@ -198,7 +199,7 @@ async def create_tasks_once(services, send_ids: list[int]) -> None:
         return
     if plan.coupon_template_code:
         for send in sends:
-            await _issue_coupons(db, plan, send)
+            await _issue_coupons(db, config, plan, send)
     earlier = {send.id for send in sends if send.status == "creating"}
     wanted = {(send.guide_userid, send.chunk) for send in sends}
     chunks: dict[tuple[str, int], list[tuple[int, str]]] = {key: [] for key in wanted}
@@ -258,13 +259,13 @@ async def create_tasks_once(services, send_ids: list[int]) -> None:
     if cancelled:  # cancelled while these tasks were being created: stop them in WeCom too
         for send in created:
             await cancel_send(services, send)
-    await _complete_plan_if_done(db, plan)
+    await _complete_plan_if_done(db, config, plan)
     errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if errors:
         raise errors[0]
 
 
-async def _complete_plan_if_done(db, plan: OutreachPlan) -> None:
+async def _complete_plan_if_done(db, config: OutreachConfig, plan: OutreachPlan) -> None:
     """The plan is `sent` once no send is open. Checked after the send's own commit, so the last
     of several sends finishing at once sees all the others done (inside, each sees the rest open)."""
     async with db.session() as session, session.begin():
@@ -277,7 +278,7 @@ async def _complete_plan_if_done(db, plan: OutreachPlan) -> None:
             .values(status="sent", sent_at=utcnow(), last_change_at=utcnow()).returning(OutreachPlan.id))
         if done.scalar_one_or_none() is not None:
             await enqueue(session, SYNC_JOB, {"source": plan.source}, dedupe_key=f"outreach-sync:{plan.source}:0",
-                          delay=outreach_config().sync_delay_seconds)
+                          delay=config.sync_delay_seconds)
 
 
 @tasks(NOTIFY_JOB)

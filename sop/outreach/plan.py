@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.customers.models import Customer, CustomerBinding
 from bot.jobs.queue import job_row
 from bot.jobs.wakeup import notify_workers
+from bot.members.config import MembersConfig
 from bot.storage.models import Job
 from bot.stores.models import Guide
 from sop.audience import Audience, active_member, audience_conditions, member_join
@@ -63,7 +64,7 @@ def _sender_expression():
 
 
 def classified(audience: Audience, *, source: str, holdout_percent: int, needs_member: bool,
-               config: OutreachConfig, now: dt.datetime, dialect: str):
+               config: OutreachConfig, members: MembersConfig, now: dt.datetime, dialect: str):
     """(FROM-joined select base, sender, reason, member alias): the audience with every exclusion."""
     member = active_member()
     guide, sender = _sender_expression()
@@ -87,7 +88,7 @@ def classified(audience: Audience, *, source: str, holdout_percent: int, needs_m
         statement = statement.outerjoin(guide, guide.c.userid == Customer.guide_userid)
         statement = statement.outerjoin(ledger, ledger.c.external_userid == Customer.external_userid)
         return statement.where(Customer.guide_userid.is_not(None),
-                               *audience_conditions(audience, member, now=now, dialect=dialect))
+                               *audience_conditions(audience, member, now=now, dialect=dialect, members=members))
 
     return base, sender, reason, member
 
@@ -99,37 +100,42 @@ async def without_jit(session: AsyncSession) -> None:
         await session.execute(text("SET LOCAL jit = off"))
 
 
-async def preview(session: AsyncSession, audience: Audience, *, config: OutreachConfig, now: dt.datetime,
-                  source: str = "preview", holdout_percent: int = 0, needs_member: bool = False) -> list[tuple]:
+async def preview(session: AsyncSession, audience: Audience, *, config: OutreachConfig, members: MembersConfig,
+                  now: dt.datetime, source: str = "preview", holdout_percent: int = 0,
+                  needs_member: bool = False) -> list[tuple]:
     """(store_code, sender, reason, count) rows: one GROUP BY query."""
     dialect = session.get_bind().dialect.name
     base, sender, reason, _ = classified(audience, source=source, holdout_percent=holdout_percent,
-                                         needs_member=needs_member, config=config, now=now, dialect=dialect)
+                                         needs_member=needs_member, config=config, members=members, now=now,
+                                         dialect=dialect)
     statement = base(Customer.store_code, sender.label("sender"), reason.label("reason"), func.count()
                      ).group_by(Customer.store_code, sender, reason)
     await without_jit(session)
     return [tuple(row) for row in (await session.execute(statement)).all()]
 
 
-async def anyone_to_send(session: AsyncSession, audience: Audience, *, config: OutreachConfig, now: dt.datetime,
-                         source: str, holdout_percent: int, needs_member: bool) -> bool:
+async def anyone_to_send(session: AsyncSession, audience: Audience, *, config: OutreachConfig,
+                         members: MembersConfig, now: dt.datetime, source: str, holdout_percent: int,
+                         needs_member: bool) -> bool:
     """Whether at least one customer of the audience would be sent to (stops at the first)."""
     dialect = session.get_bind().dialect.name
     base, _, reason, _ = classified(audience, source=source, holdout_percent=holdout_percent,
-                                    needs_member=needs_member, config=config, now=now, dialect=dialect)
+                                    needs_member=needs_member, config=config, members=members, now=now,
+                                    dialect=dialect)
     await without_jit(session)
     return await session.scalar(base(Customer.id).where(reason == "targeted").limit(1)) is not None
 
 
 async def plan_recipients(session: AsyncSession, plan: OutreachPlan, audience: Audience, *,
-                          config: OutreachConfig, now: dt.datetime) -> None:
+                          config: OutreachConfig, members: MembersConfig, now: dt.datetime) -> None:
     """Write every customer of the audience as a recipient, the planned ones in the ledger, and
     one send per (sender, chunk). Idempotent: a plan already written is left as it is."""
     dialect = session.get_bind().dialect.name
     source = plan.source
     base, sender, reason, member = classified(
         audience, source=source, holdout_percent=plan.holdout_percent,
-        needs_member=plan.coupon_template_code is not None, config=config, now=now, dialect=dialect)
+        needs_member=plan.coupon_template_code is not None, config=config, members=members, now=now,
+        dialect=dialect)
     inner = base(Customer.id.label("customer_id"), Customer.external_userid.label("external_userid"),
                  member.c.id.label("member_id"), sender.label("sender"), Customer.store_code.label("store_code"),
                  reason.label("reason")).subquery("classified")

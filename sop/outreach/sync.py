@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from bot.jobs import JobContext, enqueue, tasks
 from bot.storage import utcnow
-from sop.outreach.config import outreach_config
+from sop.outreach.config import OutreachConfig
 from sop.outreach.fanout import SYNC_JOB, _set_recipients
 from sop.outreach.models import OutreachPlan, OutreachRecipient, OutreachSend
 
@@ -101,7 +101,7 @@ async def sync_outreach(services, source: str) -> int:
 
 async def finish_if_final(services, source: str) -> bool:
     """`finished` when every task is confirmed and every customer final, or nothing moved for long."""
-    config = outreach_config()
+    config = services.config(OutreachConfig)
     async with services.db.session() as session, session.begin():
         plan = await session.scalar(select(OutreachPlan).where(OutreachPlan.source == source))
         if plan.status not in ("sent", "cancelled"):
@@ -124,7 +124,7 @@ async def finish_if_final(services, source: str) -> bool:
 async def sync_job(job: JobContext, payload: dict) -> None:
     """Sync now; while results can change, run again later (sooner after a change)."""
     source = payload["source"]
-    config = outreach_config()
+    config = job.services.config(OutreachConfig)
     changed = await sync_outreach(job.services, source)
     if await finish_if_final(job.services, source):
         return

@@ -12,7 +12,7 @@ import pytest
 
 from bot.api.auth import Role, create_token
 from bot.customers.models import Customer
-from bot.members.config import MembersConfig, use_members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member
 
 
@@ -33,9 +33,13 @@ async def _ok(response, status: int) -> dict:
 
 
 @pytest.fixture
+def feature_configs() -> list:
+    return [MembersConfig(_env_file=None, join_bonus_points=0)]  # `world`'s service: no join bonus
+
+
+@pytest.fixture
 async def seeded(world) -> Seeded:
-    config = MembersConfig(_env_file=None, join_bonus_points=0)
-    use_members_config(config)
+    config = world.services.config(MembersConfig)
     db = world.services.db
     made = {
         "hq": await create_token(db, Role.HQ_ADMIN),
@@ -77,5 +81,4 @@ async def seeded(world) -> Seeded:
                 "member_no": mine.member_no, "theirs": theirs.member_no, "external_userid": "wmMine",
                 "coupon": issued["coupons"][0]["code"], "order_no": "O1", "job_id": "1",
                 "campaign_id": str(campaign["id"]), "kind": "stores"}
-    yield seed
-    use_members_config(None)
+    return seed

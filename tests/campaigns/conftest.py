@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.api.auth import Role, create_token
-from sop.outreach.config import OutreachConfig, use_outreach_config
+from sop.outreach.config import OutreachConfig
 
 STORES = [
     {"code": "SH01", "name": "上海一店", "city": "上海", "address": "南京东路1号", "lat": 31.2304, "lng": 121.4737,
@@ -78,10 +78,12 @@ class CampaignWorld:
 
 @pytest.fixture
 def outreach_settings():
-    config = OutreachConfig(_env_file=None)
-    use_outreach_config(config)
-    yield config
-    use_outreach_config(None)
+    return OutreachConfig(_env_file=None)
+
+
+@pytest.fixture
+def feature_configs(outreach_settings) -> list:
+    return [outreach_settings]  # `world`'s service plans by these
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from sqlalchemy import event, select
 
 from bot.customers.models import Customer
 from bot.customers.tag_mirror_models import CustomerTag
+from bot.members.config import MembersConfig
 from bot.members.models import Coupon, CouponTemplate, Member
 from bot.storage import utcnow
 from sop.audience import Audience, select_audience
@@ -67,7 +68,8 @@ async def people(db):
 
 async def matching(db, **fields) -> set[str]:
     async with db.session() as session:
-        statement = select_audience(Audience(**fields), now=NOW, dialect=session.get_bind().dialect.name)
+        statement = select_audience(Audience(**fields), MembersConfig(_env_file=None), now=NOW,
+                                    dialect=session.get_bind().dialect.name)
         return set(await session.scalars(statement))
 
 
@@ -124,7 +126,8 @@ async def test_preview_is_one_query_grouped_by_store_guide_and_reason(people, ou
     event.listen(people.engine.sync_engine, "before_cursor_execute", count)
     try:
         async with people.session() as session:
-            rows = await preview(session, Audience(tags_any=["VIP"]), config=outreach_settings, now=NOW)
+            rows = await preview(session, Audience(tags_any=["VIP"]), config=outreach_settings,
+                                 members=MembersConfig(_env_file=None), now=NOW)
     finally:
         event.remove(people.engine.sync_engine, "before_cursor_execute", count)
     assert len(statements) == 1

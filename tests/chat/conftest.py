@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.customers.models import Customer
 from bot.members import coupons, ledger
-from bot.members.config import MembersConfig, use_members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member
 from bot.members.models import CouponTemplate, KfMessage
 from bot.storage import utcnow
@@ -21,10 +21,12 @@ HOURS = {day: ["10:00-22:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sa
 
 @pytest.fixture
 def chat_cfg():
-    config = MembersConfig(_env_file=None, join_bonus_points=0, store_managers={"mgr1": ["S1"]})
-    use_members_config(config)
-    yield config
-    use_members_config(None)
+    return MembersConfig(_env_file=None, join_bonus_points=0, store_managers={"mgr1": ["S1"]})
+
+
+@pytest.fixture
+def feature_configs(chat_cfg) -> list:
+    return [chat_cfg]  # `world`'s service answers by these rules
 
 
 async def seed_shop(db) -> None:

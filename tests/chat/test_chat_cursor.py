@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from bot.app import create_app
 from bot.members.chat import answering, kf_sync
+from bot.members.config import MembersConfig
 from bot.members.models import KfCursor, KfMessage
 from bot.services import SERVICES
 from bot.storage.models import Job
@@ -40,7 +41,7 @@ async def test_the_cursor_survives_a_restart_and_a_lost_cursor_answers_nothing_t
     assert len(await wait_for_replies(world, "wm-a", 1)) == 1
     await world.client.close()  # the service stops; the emulator and the database stay
 
-    restarted = await aiohttp_client(create_app(world.settings, run_jobs=True))
+    restarted = await aiohttp_client(create_app(world.settings, run_jobs=True, configs=[chat_cfg]))
     world.services = restarted.app[SERVICES]
     world.emulator.callback_url = world.driver.callback_url = str(restarted.make_url("/wecom/callback"))
     await world.driver.customer_writes_kf(KF, "wm-a", "我的券")
@@ -76,7 +77,7 @@ async def test_a_crash_before_commit_rereads_and_answers_exactly_once(world, cha
 async def test_concurrent_callbacks_on_two_instances_answer_each_message_once(world, chat_cfg, aiohttp_client):
     customers = [f"wm-c{i}" for i in range(20)]
     await prepared(world, chat_cfg, *customers)
-    second = await aiohttp_client(create_app(world.settings, run_jobs=True))
+    second = await aiohttp_client(create_app(world.settings, run_jobs=True, configs=[chat_cfg]))
     urls = [world.driver.callback_url, str(second.make_url("/wecom/callback"))]
 
     async def write(index: int, customer: str) -> None:
@@ -101,9 +102,10 @@ class FakeKf:
         return {"next_cursor": "1", "has_more": 0, "msg_list": self.messages}
 
 
-async def intake_then_answer(db, messages: list[dict]) -> tuple[int, list[dict]]:
+async def intake_then_answer(db, config: MembersConfig, messages: list[dict]) -> tuple[int, list[dict]]:
     """Take the messages in as a callback would; the answers its send job carries."""
-    services = SimpleNamespace(db=db, wecom=SimpleNamespace(kf=FakeKf(messages)))
+    services = SimpleNamespace(db=db, wecom=SimpleNamespace(kf=FakeKf(messages)),
+                               config={MembersConfig: config}.__getitem__)
     async with db.session() as session, session.begin():
         taken = await kf_sync.sync_and_answer(session, services, KF, token=None)
     async with db.session() as session:
@@ -117,7 +119,7 @@ def text_message(msgid: str, customer: str, sent: int, content: str) -> dict:
 
 
 async def test_no_answer_outside_the_48_hour_window(db, chat_cfg):
-    taken, answers = await intake_then_answer(db, [text_message("old-1", "wm-late", int(time.time()) - 49 * 3600, "积分")])
+    taken, answers = await intake_then_answer(db, chat_cfg, [text_message("old-1", "wm-late", int(time.time()) - 49 * 3600, "积分")])
     assert taken == 1 and answers == []
     async with db.session() as session:
         row = await session.get(KfMessage, "old-1")
@@ -129,7 +131,7 @@ async def test_a_burst_read_in_one_page_gets_at_most_five_answers(db, chat_cfg):
     # Answers to a burst go out after the customer's last message, so they all count against the
     # window that message opened: WeCom would refuse a sixth.
     now = int(time.time())
-    taken, answers = await intake_then_answer(db, [text_message(f"b-{i}", "wm-busy", now - 10 + i, "帮助")
+    taken, answers = await intake_then_answer(db, chat_cfg, [text_message(f"b-{i}", "wm-busy", now - 10 + i, "帮助")
                                                    for i in range(7)])
     assert taken == 7 and len(answers) == 5
     assert len({answer["msgid"] for answer in answers}) == 5

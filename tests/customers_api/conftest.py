@@ -15,7 +15,7 @@ import pytest
 
 from bot.api.auth import Role, create_token
 from bot.customers.models import Customer
-from bot.members.config import MembersConfig, use_members_config
+from bot.members.config import MembersConfig
 from bot.members.models import Member, Order
 from bot.storage import utcnow
 from sop.campaigns.models import Campaign
@@ -125,8 +125,8 @@ async def crm(aiohttp_client, make_settings) -> Crm:
     from bot.app import create_app
     from bot.services import SERVICES
 
-    use_members_config(MembersConfig(_env_file=None))
-    client = await aiohttp_client(create_app(make_settings(), run_jobs=False))
+    app = create_app(make_settings(), run_jobs=False, configs=[MembersConfig(_env_file=None)])
+    client = await aiohttp_client(app)
     services = client.app[SERVICES]
     crm = Crm(client, services)
     db = services.db
@@ -137,5 +137,4 @@ async def crm(aiohttp_client, make_settings) -> Crm:
         "integration": await create_token(db, Role.INTEGRATION),
     }
     crm.ids = await _seed(db)
-    yield crm
-    use_members_config(None)
+    return crm

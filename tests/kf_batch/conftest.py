@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from bot.customers.models import Customer
 from bot.members import ledger
-from bot.members.config import MembersConfig, use_members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member
 from bot.members.models import CouponTemplate
 
@@ -19,10 +19,12 @@ KF = "wkBATCH1"
 
 @pytest.fixture
 def members_cfg():
-    config = MembersConfig(_env_file=None, join_bonus_points=0)
-    use_members_config(config)
-    yield config
-    use_members_config(None)
+    return MembersConfig(_env_file=None, join_bonus_points=0)
+
+
+@pytest.fixture
+def feature_configs(members_cfg) -> list:
+    return [members_cfg]  # `world`'s service answers by these rules
 
 
 async def seed_member(db, config, external_userid: str, points: int) -> None:
@@ -57,8 +59,10 @@ class PageOfMessages:
         return {"next_cursor": str(self.calls), "has_more": 0, "msg_list": self.messages}
 
 
-def services_reading(db, messages: list[dict]):
-    return SimpleNamespace(db=db, wecom=SimpleNamespace(kf=PageOfMessages(messages)))
+def services_reading(db, config: MembersConfig, messages: list[dict]):
+    """What the sync uses of the services: the database, 微信客服 reading these messages, the settings."""
+    return SimpleNamespace(db=db, wecom=SimpleNamespace(kf=PageOfMessages(messages)),
+                           config={MembersConfig: config}.__getitem__)
 
 
 class StatementCounter:

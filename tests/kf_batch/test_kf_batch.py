@@ -19,9 +19,9 @@ from tests.kf_batch.conftest import (
 )
 
 
-async def take_in(db, messages: list[dict]) -> int:
+async def take_in(db, config, messages: list[dict]) -> int:
     async with db.session() as session, session.begin():
-        return await kf_sync.sync_and_answer(session, services_reading(db, messages), KF, token=None)
+        return await kf_sync.sync_and_answer(session, services_reading(db, config, messages), KF, token=None)
 
 
 async def queued(db, kind: str) -> list[Job]:
@@ -34,7 +34,7 @@ async def test_a_page_is_answered_in_its_sync_and_sent_by_one_job(db, members_cf
     for index, customer in enumerate(customers):
         await seed_member(db, members_cfg, customer, points=100 + index)
 
-    taken = await take_in(db, [text_message(f"q-{i}", c, "我还有多少积分？") for i, c in enumerate(customers)])
+    taken = await take_in(db, members_cfg, [text_message(f"q-{i}", c, "我还有多少积分？") for i, c in enumerate(customers)])
 
     assert taken == 12
     [send] = await queued(db, answering.SEND_JOB)
@@ -51,12 +51,12 @@ async def test_a_page_is_answered_in_its_sync_and_sent_by_one_job(db, members_cf
 async def test_a_page_is_answered_in_statements_that_do_not_grow_with_its_customers(db, members_cfg):
     for index in range(32):
         await seed_member(db, members_cfg, f"wm-s{index}", points=10)
-    await take_in(db, [text_message("warm-0", "wm-s0", "积分")])  # the account's cursor row exists now
+    await take_in(db, members_cfg, [text_message("warm-0", "wm-s0", "积分")])  # the account's cursor row exists now
 
     with StatementCounter(db) as one:
-        await take_in(db, [text_message("one-1", "wm-s1", "积分")])
+        await take_in(db, members_cfg, [text_message("one-1", "wm-s1", "积分")])
     with StatementCounter(db) as thirty:
-        await take_in(db, [text_message(f"many-{i}", f"wm-s{i}", "积分") for i in range(2, 32)])
+        await take_in(db, members_cfg, [text_message(f"many-{i}", f"wm-s{i}", "积分") for i in range(2, 32)])
 
     # BEGIN, cursor, msgids, cursor update, members with their lapsing points, conversations, answers,
     # new conversations, the send job: the same for one customer as for thirty.
@@ -71,7 +71,7 @@ async def test_a_customer_redeeming_in_the_page_reads_their_new_balance(db, memb
     await seed_member(db, members_cfg, "wm-mall", points=150)
     await seed_member(db, members_cfg, "wm-plain", points=7)
 
-    await take_in(db, [
+    await take_in(db, members_cfg, [
         text_message("m-1", "wm-mall", "十元券", menu_id="mall:MALL10"),
         text_message("m-2", "wm-plain", "积分"),
         text_message("m-3", "wm-mall", "确认兑换", menu_id="mallok:MALL10"),
@@ -89,8 +89,8 @@ async def test_a_customer_redeeming_in_the_page_reads_their_new_balance(db, memb
 async def test_a_page_taken_in_again_is_not_answered_again(db, members_cfg):
     await seed_member(db, members_cfg, "wm-again", points=5)
     page = [text_message("again-1", "wm-again", "积分")]
-    assert await take_in(db, page) == 1
-    assert await take_in(db, page) == 0  # a replayed cursor: nothing new, no second send
+    assert await take_in(db, members_cfg, page) == 1
+    assert await take_in(db, members_cfg, page) == 0  # a replayed cursor: nothing new, no second send
     assert len(await queued(db, answering.SEND_JOB)) == 1
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(KfMessage)) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from bot.api.auth import Role, create_token
 from bot.members import ledger
-from bot.members.config import MembersConfig, use_members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member
 from bot.members.models import CouponTemplate, Member
 from bot.storage import utcnow
@@ -17,10 +17,13 @@ from bot.storage import utcnow
 @pytest.fixture
 def members_cfg():
     """Predictable rules: no join bonus unless a test asks, 1 point per yuan, 365-day points."""
-    config = MembersConfig(_env_file=None, join_bonus_points=0, referral_bonus_points=50)
-    use_members_config(config)
-    yield config
-    use_members_config(None)
+    return MembersConfig(_env_file=None, join_bonus_points=0, referral_bonus_points=50)
+
+
+@pytest.fixture
+def feature_configs(members_cfg) -> list:
+    """`world`'s service follows the same rules (a test changing members_cfg changes the service's)."""
+    return [members_cfg]
 
 
 async def new_member(db, config: MembersConfig, **identities) -> Member:

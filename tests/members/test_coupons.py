@@ -21,7 +21,7 @@ from tests.members.conftest import add_template, new_member, tokens
 
 @pytest.fixture
 async def api(aiohttp_client, settings, members_cfg):
-    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    client = await aiohttp_client(create_app(settings, run_jobs=False, configs=[members_cfg]))
     client.db = client.app[SERVICES].db
     client.auth = await tokens(client.db)
     return client
@@ -131,9 +131,11 @@ async def test_void_is_audited_and_a_void_coupon_cannot_be_used(api, members_cfg
 
 async def test_the_welcome_benefit_is_membership_and_a_seven_day_coupon_once(db, members_cfg):
     async with db.session() as session, session.begin():
-        benefit = await grant_welcome_benefit(session, external_userid="wm-new", template_code=None)
+        benefit = await grant_welcome_benefit(session, external_userid="wm-new", template_code=None,
+                                              config=members_cfg)
     async with db.session() as session, session.begin():
-        again = await grant_welcome_benefit(session, external_userid="wm-new", template_code=None)
+        again = await grant_welcome_benefit(session, external_userid="wm-new", template_code=None,
+                                              config=members_cfg)
     assert benefit.coupon_code == again.coupon_code and "新人专享券" in benefit.text
     async with db.session() as session:
         coupon = await session.scalar(select(Coupon))
@@ -145,4 +147,5 @@ async def test_the_welcome_benefit_is_membership_and_a_seven_day_coupon_once(db,
 async def test_no_member_is_created_on_binding_when_switched_off(db, members_cfg):
     members_cfg.create_member_on_binding = False
     async with db.session() as session, session.begin():
-        assert await grant_welcome_benefit(session, external_userid="wm-x", template_code=None) is None
+        assert await grant_welcome_benefit(session, external_userid="wm-x", template_code=None,
+                                           config=members_cfg) is None

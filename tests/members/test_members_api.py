@@ -18,7 +18,7 @@ from tests.members.conftest import days_ago, give_points, tokens
 
 @pytest.fixture
 async def api(aiohttp_client, settings, members_cfg):
-    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    client = await aiohttp_client(create_app(settings, run_jobs=False, configs=[members_cfg]))
     client.db = client.app[SERVICES].db
     client.auth = await tokens(client.db)
     return client

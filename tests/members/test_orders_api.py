@@ -20,7 +20,7 @@ PAID_AT = (utcnow() - dt.timedelta(days=1)).isoformat()  # recent: a 2-year-old 
 
 @pytest.fixture
 async def api(aiohttp_client, settings, members_cfg):
-    client = await aiohttp_client(create_app(settings, run_jobs=False))
+    client = await aiohttp_client(create_app(settings, run_jobs=False, configs=[members_cfg]))
     client.db = client.app[SERVICES].db
     client.auth = await tokens(client.db)
     return client

@@ -24,14 +24,14 @@ async def test_housekeeping_expires_points_and_coupons_and_moves_stages(db, memb
         locked = await ledger.lock_member(session, member.id)
         await issue_coupon(session, locked, "SHORT", source="manual", key="c", now=days_ago(3))
         locked.purchase_count, locked.last_purchase_at = 2, days_ago(120)
-    result = await run_housekeeping(db)
+    result = await run_housekeeping(db, members_cfg)
     assert result == {"coupons_expired": 1, "points_expired": 40, "stages_moved": 1}
     async with db.session() as session:
         member = await session.get(Member, member.id)
         assert member.points_balance == 60 and member.stage == "at_risk"
         assert (await session.scalar(select(Coupon))).status == "expired"
         assert (await session.scalar(select(PointsEntry).where(PointsEntry.kind == "expire"))).points == -40
-    assert await run_housekeeping(db) == {"coupons_expired": 0, "points_expired": 0, "stages_moved": 0}
+    assert await run_housekeeping(db, members_cfg) == {"coupons_expired": 0, "points_expired": 0, "stages_moved": 0}
 
 
 async def test_the_job_is_queued_once_per_night_at_three(db):

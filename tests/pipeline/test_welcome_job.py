@@ -92,11 +92,11 @@ async def test_a_new_member_gets_the_join_bonus_and_the_coupon_once(world, guide
 
 
 async def test_a_member_from_the_till_who_adds_a_guide_gets_the_welcome_coupon(world, guide):
-    from bot.members.config import members_config
+    from bot.members.config import MembersConfig
     from bot.members.members import create_member
 
     async with world.services.db.session() as session, session.begin():
-        await create_member(session, members_config(), source="order", external_userid="wmShopper")
+        await create_member(session, world.services.config(MembersConfig), source="order", external_userid="wmShopper")
     await world.driver.customer_adds_guide("wmShopper", guide)
     await until(lambda: coupons_of(world, "wmShopper"))
     await world.settle()

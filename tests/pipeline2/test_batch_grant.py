@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import event, func, select
 
 from bot.customers.models import Customer
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.members import create_member
 from bot.members.models import Coupon, CouponTemplate, Member, PointsEntry, PointsLot
 from bot.members.welcome import ensure_default_template, grant_new_member_benefits
@@ -24,7 +24,7 @@ async def add_customers(db, external_userids: list[str], at: dt.datetime, unioni
 
 
 async def test_a_batch_of_new_customers_each_gets_one_member_bonus_and_coupon_in_a_few_statements(world):
-    db, config, now = world.services.db, members_config(), utcnow()
+    db, config, now = world.services.db, world.services.config(MembersConfig), utcnow()
     async with db.session() as session, session.begin():
         await ensure_default_template(session, config)
     new = [f"wmN{i}" for i in range(10)]
@@ -58,7 +58,7 @@ async def test_a_batch_of_new_customers_each_gets_one_member_bonus_and_coupon_in
 
 
 async def test_a_member_already_and_a_customer_twice_in_the_batch_get_one_coupon_each(world):
-    db, config, now = world.services.db, members_config(), utcnow()
+    db, config, now = world.services.db, world.services.config(MembersConfig), utcnow()
     async with db.session() as session, session.begin():
         await ensure_default_template(session, config)
         await create_member(session, config, source="test", external_userid="wmMember", unionid=None, name="老会员")

@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from bot.api.auth import Role, create_token
 from bot.customers.models import Customer
 from sop.engine.clock import at_local, corp_zone, local_day
-from sop.engine.config import SopConfig, use_sop_config
+from sop.engine.config import SopConfig
 from sop.engine.models import SopItem, SopRun
 from sop.engine.tick import run_tick
-from sop.outreach.config import OutreachConfig, use_outreach_config
+from sop.outreach.config import OutreachConfig
 
 STORES = [
     {"code": "SH01", "name": "上海一店", "city": "上海", "address": "南京东路1号", "lat": 31.2304, "lng": 121.4737,
@@ -122,12 +122,14 @@ class SopWorld:
 
 
 @pytest.fixture
-def sop_settings():
-    use_outreach_config(OutreachConfig(_env_file=None))
-    use_sop_config(SopConfig(_env_file=None, tick_enabled=False))
-    yield
-    use_outreach_config(None)
-    use_sop_config(None)
+def sop_settings() -> list:
+    """Default outreach rules; the per-minute tick job off (the tests tick with `run_tick`)."""
+    return [OutreachConfig(_env_file=None), SopConfig(_env_file=None, tick_enabled=False)]
+
+
+@pytest.fixture
+def feature_configs(sop_settings) -> list:
+    return sop_settings  # `world`'s service runs by these
 
 
 @pytest.fixture

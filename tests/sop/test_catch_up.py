@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sop.engine.engine import SCAN_LOOKBACK
-from sop.outreach.config import OutreachConfig, use_outreach_config
+from sop.outreach.config import OutreachConfig
 from tests.sop.conftest import ZONE, local
 from tests.sop.test_engine import enrolled
 
@@ -20,7 +20,7 @@ def sku(code: str) -> list[dict]:
 
 
 async def test_a_long_downtime_enrols_what_happened_and_never_sends_at_night(sw):
-    use_outreach_config(OutreachConfig(_env_file=None, cap_per_day=5))  # the fixture resets it afterwards
+    sw.services.use_config(OutreachConfig(_env_file=None, cap_per_day=5))
     await sw.api("POST", "/api/v1/sops", 201, json={
         "code": "welcome", "name": "welcome", "trigger": {"event": "friend_added"}, "window": WINDOW,
         "steps": [

@@ -47,10 +47,11 @@ def test_the_built_in_playbook_files_are_valid():
     assert result.exit_code == 0, result.output
 
 
-async def test_apply_install_playbook_tick_and_dry_run(tmp_path, make_settings, sop_settings):
+async def test_apply_install_playbook_tick_and_dry_run(tmp_path, make_settings):
     settings = make_settings()
+    # The command reads the SOP settings from the environment: no per-minute tick job (the test ticks).
     env = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url or "",
-           "REDIS_KEY_PREFIX": settings.redis_key_prefix}
+           "REDIS_KEY_PREFIX": settings.redis_key_prefix, "SOP_TICK_ENABLED": "false"}
     document = tmp_path / "onboarding.json"
     document.write_text(json.dumps(dict(ONBOARDING, steps=[dict(step, benefit=None) if step.get("benefit") else step
                                                             for step in ONBOARDING["steps"]]), ensure_ascii=False))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sop.outreach.config import OutreachConfig, use_outreach_config
+from sop.outreach.config import OutreachConfig
 from tests.sop.conftest import local
 from tests.sop.test_engine import one_step
 
@@ -16,7 +16,7 @@ def app_messages(sw, userid: str) -> list[dict]:
 
 
 async def test_many_sop_group_sends_message_the_guide_once_in_the_morning(sw):
-    use_outreach_config(OutreachConfig(_env_file=None, cap_per_day=5))  # the fixture resets it afterwards
+    sw.services.use_config(OutreachConfig(_env_file=None, cap_per_day=5))
     for n in range(3):
         await sw.api("POST", "/api/v1/sops", 201, json=one_step(f"s{n}", {"event": "friend_added"}, {
             "after": {"days": 1}, "at": f"1{n}:00", "reach": "group_send", "content": {"text": f"第{n}条"}}))

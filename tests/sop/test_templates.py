@@ -93,10 +93,10 @@ async def test_guides_and_store_managers_cannot_write_templates(sw):
 async def test_saving_a_template_starts_the_per_minute_tick_once(sw):
     from bot.jobs import JobContext
     from bot.storage.models import Job
-    from sop.engine.config import SopConfig, use_sop_config
+    from sop.engine.config import SopConfig
     from sop.engine.tick import TICK_JOB, tick_job
 
-    use_sop_config(SopConfig(_env_file=None, tick_enabled=True))  # the fixture resets it afterwards
+    sw.services.use_config(SopConfig(_env_file=None, tick_enabled=True))
     await sw.api("POST", "/api/v1/sops", 201, json=ONBOARDING)
     await sw.api("PUT", "/api/v1/sops/onboarding", 200, json=onboarding(name="新好友培育"))
     await tick_job(JobContext(sw.services, 0, TICK_JOB, 1), {})

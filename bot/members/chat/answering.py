@@ -28,7 +28,7 @@ from bot.members.chat.answers import join_hint, points_reply
 from bot.members.chat.dialogue import MEMBERS_ONLY, answer_message, welcome_menu, welcome_reply
 from bot.members.chat.intents import classify
 from bot.members.chat.replies import Reply, help_menu
-from bot.members.config import MembersConfig, members_config
+from bot.members.config import MembersConfig
 from bot.members.models import KfMessage
 from bot.storage import Database, utcnow
 from bot.wecom.client import WeComAPIError
@@ -165,11 +165,11 @@ async def answer_messages(session: AsyncSession, db: Database, config: MembersCo
     return to_send
 
 
-async def queue_sending(session: AsyncSession, answers: list[dict]) -> None:
+async def queue_sending(session: AsyncSession, config: MembersConfig, answers: list[dict]) -> None:
     """One job sends the batch's answers after the commit (none when there is nothing to send)."""
     if answers:
         await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=f"{SEND_JOB}:{answers[0]['msgid']}",
-                                            priority=members_config().chat_reply_priority)])
+                                            priority=config.chat_reply_priority)])
 
 
 async def send_answer(wecom, answer: dict) -> None:
@@ -221,6 +221,6 @@ async def answer_customer(ctx: JobContext, payload: dict) -> None:
                 select(_MESSAGES.c.msgid, _MESSAGES.c.reply).where(_MESSAGES.c.msgid.in_(msgids)))).all())
             answered = [stored[msgid] for msgid in msgids if stored.get(msgid)]
             answers = answered + await answer_messages(
-                session, services.db, members_config(), payload["open_kfid"],
+                session, services.db, services.config(MembersConfig), payload["open_kfid"],
                 [m for m in payload["messages"] if str(m["msgid"])[:64] in stored and stored[str(m["msgid"])[:64]] is None])
     await send_answers(services.wecom, answers)

@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.members.chat.answering import answer_messages, customer_of, queue_sending
-from bot.members.config import members_config
+from bot.members.config import MembersConfig
 from bot.members.models import KfCursor, KfMessage
 from bot.storage import Database, utcnow
 from bot.wecom.client import WeComAPIError
@@ -98,7 +98,8 @@ async def sync_and_answer(
             break
     await session.execute(_CURSORS.update().where(_CURSORS.c.open_kfid == open_kfid)
                           .values(cursor=cursor, synced_at=synced_at, updated_at=utcnow()))
-    await queue_sending(session, await answer_messages(session, db, members_config(), open_kfid, new))
+    config = services.config(MembersConfig)
+    await queue_sending(session, config, await answer_messages(session, db, config, open_kfid, new))
     return len(new)
 
 
