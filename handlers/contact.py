@@ -1,21 +1,24 @@
 """Customer-contact events: a customer adds or deletes a guide, handovers fail.
 
-Handlers only write rows and queue jobs in the inbox transaction (bot/customers/binding.py);
-WeCom calls (welcome, tags, profile) run in those jobs.
+Handlers only write rows and queue jobs in the inbox transaction; WeCom calls run in jobs. An add:
+the welcome is written at intake (bot/customers/welcome.py), the binding when the event is
+dispatched (bot/customers/binding.py), then the enrichment is queued (bot/customers/enrich.py:
+profile, tags and the new-member benefit the welcome named).
 """
 
-from bot.customers import binding, followup, handover
+from bot.customers import binding, enrich, handover, welcome
 from bot.dispatcher import EventContext, Router
 from bot.storage import utcnow
 
 router = Router("contact")
-router.at_intake(followup.welcome_at_intake)  # the welcome is written with the inbox row
+router.at_intake(welcome.welcome_at_intake)  # the welcome is written with the inbox row
 CONTACT = "change_external_contact"
 
 
 @router.on(event=CONTACT, change_type={"add_external_contact", "add_half_external_contact"})
 async def customer_added_guide(ctx: EventContext) -> None:
-    await binding.bind_on_add(ctx, utcnow())
+    if await binding.bind_on_add(ctx, utcnow()) is not None:
+        await enrich.queue_enrich(ctx)
 
 
 @router.on(event=CONTACT, change_type={"del_follow_user", "del_external_contact"})

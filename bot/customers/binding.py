@@ -4,18 +4,18 @@ Attribution (会员归属) stays with the first guide while that friendship last
 adds another guide gets a binding row for them but keeps their attributed guide. When the
 attributed friendship ends, the customer is `unbound`; adding the same guide again restores it,
 adding another guide gives that guide the attribution. Only HQ handovers move it otherwise.
-Everything here runs inside the inbox transaction; WeCom calls happen in the follow-up jobs.
+A customer's `first_bound_at` is the start of their first binding, written with the same time
+(the welcome's rule for a new customer, bot/customers/welcome.py `is_first_add`, relies on it).
+Everything here runs inside the inbox transaction; WeCom calls happen in jobs: the welcome
+(bot/customers/welcome.py, written at intake) and the enrichment (bot/customers/enrich.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections import deque
 
 from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
-from sqlalchemy import event as event_api
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.customers.catalog import catalog_for
@@ -27,11 +27,6 @@ from bot.stores.models import FunnelEvent
 log = logging.getLogger("bot.customers.binding")
 
 DIRECT_CHANNEL = "direct"
-WELCOME_JOB, ENRICH_JOB = "customers.welcome", "customers.enrich"
-DEFAULT_WELCOME = "您好，我是{guide}，{store}的专属导购。有任何问题随时找我～"
-ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
-ENRICH_WINDOW_SECONDS = 1.0
-ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 # Ends that lose a friend (the funnel's net friends); handovers and transfers only move one.
 LOSSES = ("customer_deleted", "guide_deleted")
 # A binding from these sources is a friend the guide added (handovers do not use up the limit).
@@ -63,11 +58,11 @@ def attribute(customer: Customer, binding: CustomerBinding, now: dt.datetime) ->
     """Make `binding` the customer's current attribution."""
     customer.guide_userid, customer.store_code = binding.guide_userid, binding.store_code
     customer.channel_code, customer.status, customer.bound_at = binding.channel_code, "bound", now
-    customer.first_bound_at = customer.first_bound_at or now
+    customer.first_bound_at = customer.first_bound_at or now  # the same time as the binding's start
 
 
 async def bind_on_add(ctx, now: dt.datetime) -> int | None:
-    """add_external_contact: decode the state, bind, and queue the benefit and the tagging.
+    """add_external_contact: decode the state and bind (or keep the open binding of this friendship).
 
     Plain statements on the inbox transaction's connection (one read, then two or three INSERTs):
     this runs for every add, and the ORM's unit of work was most of its cost. Returns the binding id.
@@ -88,7 +83,7 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
     known = (await conn.execute(_KNOWN, {
         "external_userid": external_userid, "userid": userid, "shown_channel": channel_code if decoded else None,
         "shown_since": now - ATTRIBUTION_WINDOW})).one()
-    binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, greet once
+    binding_id = known.open_binding_id  # set: a repeat (add_half then add): keep the open one, one add
     if binding_id is None:
         qrcode_code = known.shown_code
         binding_id = await conn.scalar(_INSERT_BINDING, {
@@ -109,19 +104,6 @@ async def bind_on_add(ctx, now: dt.datetime) -> int | None:
             "step": "add", "qrcode_code": qrcode_code, "channel_code": channel_code, "store_code": store_code,
             "guide_userid": userid, "visitor": None, "at": now,
             "details": {key: value for key, value in details.items() if value is not None}})
-    # The new-member benefit is granted by the enrich job below, for the first binding of a customer.
-    # The welcome itself left at intake (bot/customers/followup.py): it never waits for this.
-    # Profile and tags: one job for the bindings of each ENRICH_WINDOW seconds (batched WeCom reads).
-    window = int(time.time() // ENRICH_WINDOW_SECONDS)
-    queued = _enrich_windows_queued(ctx.services)
-    if window not in queued:  # one insert per window and process, not one per binding
-        await ctx.enqueue(
-            ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
-            run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
-        )
-        # Remembered only once committed: a rolled-back binding must not stop the next one queueing.
-        event_api.listen(session.sync_session, "after_commit",
-                         lambda _session: queued.append(window), once=True)
     return binding_id
 
 
@@ -153,24 +135,6 @@ _KNOWN = _customer_and_open_binding()
 _INSERT_BINDING = insert(_BINDINGS).returning(_BINDINGS.c.id)
 _INSERT_CUSTOMER = insert(_CUSTOMERS)
 _INSERT_FUNNEL = insert(FunnelEvent.__table__)
-
-
-def _enrich_windows_queued(services) -> deque[int]:
-    """The windows whose enrich job this Services committed (one per app, so tests stay apart)."""
-    queued = getattr(services, "_enrich_windows_queued", None)
-    if queued is None:
-        queued = services._enrich_windows_queued = deque(maxlen=4)
-    return queued
-
-
-async def welcome_text(services, channel_code: str, userid: str, store_code: str | None, session=None) -> str:
-    """The channel's welcome text (or the default) with {guide} and {store} filled in."""
-    catalog = catalog_for(services)
-    channel = await catalog.channel(services, channel_code, session)
-    guide = await catalog.guide(services, userid, session)
-    store = store_code and await catalog.store_name(services, store_code, session)
-    text = (channel and channel.welcome_text) or DEFAULT_WELCOME
-    return text.replace("{guide}", (guide and guide.name) or "您的导购").replace("{store}", store or "门店").strip()
 
 
 async def channel_and_store(services, state: str, userid: str, session=None) -> tuple[str, str | None, bool]:

@@ -1,7 +1,7 @@
-"""What the customers feature adds to the service: the welcome and profile jobs of a new binding,
-the tag mirror, guide handover, the customers API, the guides' PK board (ranked by their
-customers' adds and losses, with its nightly tally), and the count of a guide's adds that the
-stores' guide picker asks for."""
+"""What the customers feature adds to the service: the welcome of an add (bot/customers/welcome.py),
+the enrichment of new bindings (profile, tags, the benefit), the tag mirror, guide handover, the
+customers API, the guides' PK board (ranked by their customers' adds and losses, with its nightly
+tally), and the count of a guide's adds that the stores' guide picker asks for."""
 
 from bot.api.spec import declared_routes
 from bot.customers import (
@@ -12,10 +12,11 @@ from bot.customers import (
     binding,
     board,
     board_models,
-    followup,
+    enrich,
     models,
     tag_mirror,
     tag_mirror_models,
+    welcome,
 )
 from bot.jobs.registry import declared_jobs
 from bot.stores.assign import GUIDE_ADDS_SINCE
@@ -24,7 +25,7 @@ from bot.wiring import Feature
 FEATURE = Feature(
     "customers",
     routes=declared_routes(api_handover, api, api_tags, api_board),
-    jobs=declared_jobs(followup, tag_mirror, board),
+    jobs=declared_jobs(welcome, enrich, tag_mirror, board),
     cron=[board.BOARD_TALLY_CRON],
     models=[models, tag_mirror_models, board_models],
     # The stores' guide picker counts a guide's adds of the day in the bindings kept here.

@@ -49,7 +49,7 @@ class CustomerBinding(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(40))
-    enriched_at: Mapped[dt.datetime | None]  # profile and channel tags fetched (followup.enrich_customers)
+    enriched_at: Mapped[dt.datetime | None]  # profile and channel tags fetched (enrich.enrich_customers)
 
     __table_args__ = (
         Index("ix_customer_bindings_customer", "external_userid", "started_at"),

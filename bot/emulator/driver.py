@@ -63,15 +63,19 @@ class EmulatorDriver:
         *,
         unionid: str = "",
         gender: int = 0,
+        half: bool = False,
     ) -> dict:
-        """The customer adds the guide: the friendship exists, a 20 s welcome code is issued."""
+        """The customer adds the guide: the friendship exists, a 20 s welcome code is issued.
+
+        `half`: the guide takes customers without verification and has not confirmed yet
+        (add_half_external_contact); the add_external_contact of the same friendship follows when
+        they do (call again without `half`)."""
         self.state.add_customer(external_userid, name, unionid=unionid, gender=gender)
         self.state.befriend(external_userid, userid, state=state or "")
         console_welcome = self.state.members[userid].console_welcome
         code = None if console_welcome else self.state.issue_welcome_code(userid, external_userid)
-        event = self._contact_event(
-            "add_external_contact", userid, external_userid, State=state or "", WelcomeCode=code
-        )
+        change_type = "add_half_external_contact" if half else "add_external_contact"
+        event = self._contact_event(change_type, userid, external_userid, State=state or "", WelcomeCode=code)
         return {**await self._post(event), "welcome_code": code}
 
     async def customer_scans_contact_way(

@@ -1,9 +1,10 @@
 """The welcome benefit of a newly bound customer: membership and the new-member coupon.
 
-The welcome job names it (`new_member_sentence`, read-only) in the message; the enrich sweep of
-the binding grants it a second or two later (`grant_new_member_benefits`, one transaction per batch
-of bindings, never the binding's own), whether or not the welcome could be sent. The
-`members.grant_welcome` job stays for jobs queued before this.
+Who gets it is the customers' welcome's rule (bot/customers/welcome.py `is_first_add`): for a
+customer's first add, the welcome job names it (`new_member_sentence`, read-only) in the message
+and the enrich sweep of the binding grants it a second or two later (`grant_new_member_benefits`,
+one transaction per batch of bindings, never the binding's own), whether or not the welcome could
+be sent. The `members.grant_welcome` job stays for jobs queued before this.
 A coupon that cannot be issued (out of stock, inactive) leaves just the membership.
 """
 
@@ -14,7 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -106,18 +107,13 @@ async def _read_template(session, code: str) -> TemplateCard | None:
                                 row.valid_until, row.active, row.per_member_limit, row.stock)
 
 
-async def new_member_sentence(services, external_userid: str, template_code: str | None,
-                              added_at: dt.datetime) -> str | None:
-    """The welcome's benefit sentence for a customer not bound before `added_at` (else None); read-only."""
+async def new_member_sentence(services, template_code: str | None) -> str | None:
+    """The welcome's benefit sentence for a customer's first add (the welcome decides that); read-only."""
     config = services.config(MembersConfig)
     if not config.create_member_on_binding:
         return None
     code = template_code or config.welcome_template_code
     template = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
-    # One prebuilt Core read (no ORM session, no statement built per welcome); no SQLite write lock.
-    async with services.db.reading() as conn:
-        if await conn.scalar(_BOUND_BEFORE, {"external_userid": external_userid, "added_at": added_at}) is not None:
-            return None
     if template is None or template.stock is not None:  # to be created, or its stock to be read
         async with services.db.read_session() as session:
             return await describe_welcome_benefit(session, template_code, config)
@@ -132,8 +128,8 @@ def _coupon_sentence(template, until: dt.datetime) -> str:
     return f"🎁 新人礼：{template.name}（{coupons.describe(template)}），{until.astimezone(corp_zone()):%m月%d日}前有效，回复「我的券」随时查看。"
 
 
-async def grant_new_member_benefits(services, grants: list[tuple[str, str | None, dt.datetime]]) -> None:
-    """For each (external_userid, template code, bound at) of a customer not bound before then:
+async def grant_new_member_benefits(services, grants: list[tuple[str, str | None]]) -> None:
+    """For each (external_userid, template code) of a customer's first add (the welcome's rule):
     membership and the new-member coupon, all in one transaction (the enrich sweep's batch).
 
     Nearly every such customer is new to the members too: for the whole batch, two reads and one
@@ -144,17 +140,15 @@ async def grant_new_member_benefits(services, grants: list[tuple[str, str | None
     """
     config = services.config(MembersConfig)
     templates = {}
-    for _, template_code, _ in grants:
+    for _, template_code in grants:
         code = template_code or config.welcome_template_code
         templates[code] = await catalog_for(services).read_through(services, "coupon_template", code, _read_template)
     async with services.db.session() as session, session.begin():
         conn = await session.connection()
-        customers, members = await _customers_and_members(conn, [external_userid for external_userid, _, _ in grants])
+        customers, members = await _customers_and_members(conn, [external_userid for external_userid, _ in grants])
         new, general, seen = [], [], set()
-        for external_userid, template_code, bound_at in grants:
+        for external_userid, template_code in grants:
             customer = customers.get(external_userid)
-            if customer is not None and customer.first_bound_at is not None and customer.first_bound_at < bound_at:
-                continue  # bound before: no second welcome benefit
             template = templates[template_code or config.welcome_template_code]
             unionid = customer is not None and customer.unionid
             is_member = external_userid in members or (unionid and unionid in members)
@@ -174,7 +168,7 @@ async def _customers_and_members(conn, external_userids: list[str]) -> tuple[dic
     """The batch's customers (by external_userid) and the identities (external_userid, unionid)
     that are members already: two reads for the whole batch."""
     customers = {row.external_userid: row for row in await conn.execute(
-        select(Customer.external_userid, Customer.name, Customer.unionid, Customer.first_bound_at)
+        select(Customer.external_userid, Customer.name, Customer.unionid)
         .where(Customer.external_userid.in_(external_userids)))}
     unionids = [row.unionid for row in customers.values() if row.unionid]
     members = set()
@@ -241,13 +235,6 @@ async def _first_coupons(conn, members: list[tuple[int, str]], template: Templat
         {"code": "".join(secrets.choice(coupons.CODE_ALPHABET) for _ in range(12)), "template_code": template.code,
          "member_id": member_id, "source": "welcome", "issue_key": f"welcome:{member_id}", "status": "issued",
          "valid_from": start, "valid_until": until, "issued_at": now} for member_id, _ in members])
-
-
-# The welcome's one read: was this customer bound before the add? (Built once: see binding._KNOWN.)
-_BOUND_BEFORE = select(Customer.__table__.c.id).where(
-    Customer.__table__.c.external_userid == bindparam("external_userid"),
-    Customer.__table__.c.first_bound_at < bindparam("added_at", type_=Customer.__table__.c.first_bound_at.type),
-).limit(1)
 
 
 async def _first_coupon(conn, member: tuple[int, str], template: TemplateCard) -> str:

@@ -78,7 +78,7 @@ def test_the_composition_lists_every_declared_job_route_and_cron_job():
 
 
 def test_the_welcome_is_written_at_intake_by_the_contact_router_declaration():
-    from bot.customers.followup import welcome_at_intake
+    from bot.customers.welcome import welcome_at_intake
     from bot.features import wiring
     from bot.services import build_dispatcher
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.customers.binding import WELCOME_JOB
+from bot.customers.welcome import WELCOME_JOB
 from bot.jobs import enqueue, tasks
 from bot.jobs.faults import is_transient_fault
 from bot.kv import KVError, KVUnavailable, MemoryStore
@@ -74,7 +74,7 @@ async def test_a_job_claimed_after_its_deadline_is_expired_without_running(db, r
 
 
 def test_the_welcome_declares_its_code_lifetime_as_deadline():
-    from bot.customers.followup import send_welcome
+    from bot.customers.welcome import send_welcome
     from bot.jobs.registry import declaration_of
 
     declared = declaration_of(send_welcome)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from bot.customers.binding import channel_and_store, welcome_text
+from bot.customers.binding import channel_and_store
 from bot.customers.catalog import catalog_changed
+from bot.customers.welcome import welcome_text
 from bot.stores.models import Channel, ContactWay, Guide, Store
 
 

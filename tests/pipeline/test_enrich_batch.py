@@ -44,7 +44,7 @@ async def test_a_customer_missing_from_the_pages_is_fetched_alone(world, guide):
 
 
 async def test_a_sweep_finding_another_running_leaves_the_work_to_it_at_once(world, guide):
-    from bot.customers.followup import ENRICH_SWEEP_KEY, enrich_customers
+    from bot.customers.enrich import ENRICH_SWEEP_KEY, enrich_customers
     from bot.jobs import JobContext
 
     await world.services.kv.set(ENRICH_SWEEP_KEY, "another job", ttl=60)

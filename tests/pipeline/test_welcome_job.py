@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import func, select
 
-from bot.customers.followup import WELCOMES_EXPIRED
+from bot.customers.welcome import WELCOMES_EXPIRED
 from bot.members.models import Coupon, Member
 from bot.storage.models import Job
 from tests.conftest import until

@@ -29,12 +29,11 @@ async def test_a_batch_of_new_customers_each_gets_one_member_bonus_and_coupon_in
         await ensure_default_template(session, config)
     new = [f"wmN{i}" for i in range(10)]
     await add_customers(db, new, now)
-    await add_customers(db, ["wmOld"], now - dt.timedelta(days=3))  # bound before: nothing new
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine.sync_engine, "before_cursor_execute", listener)
     try:
-        await grant_new_member_benefits(world.services, [(c, None, now) for c in new] + [("wmOld", None, now)])
+        await grant_new_member_benefits(world.services, [(c, None) for c in new])
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
     # The template (catalog), two reads, one INSERT per table (members, entries, lots, coupons), one stock UPDATE,
@@ -63,8 +62,7 @@ async def test_a_member_already_and_a_customer_twice_in_the_batch_get_one_coupon
         await ensure_default_template(session, config)
         await create_member(session, config, source="test", external_userid="wmMember", unionid=None, name="老会员")
     await add_customers(db, ["wmMember", "wmTwice"], now)
-    await grant_new_member_benefits(world.services, [("wmMember", None, now), ("wmTwice", None, now),
-                                                     ("wmTwice", None, now)])
+    await grant_new_member_benefits(world.services, [("wmMember", None), ("wmTwice", None), ("wmTwice", None)])
     async with db.session() as session:
         per_member = dict((await session.execute(
             select(Member.external_userid, func.count(Coupon.id)).join(Coupon, Coupon.member_id == Member.id)

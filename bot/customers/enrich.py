@@ -1,10 +1,9 @@
-"""Jobs queued by a new binding: the welcome message (within WeCom's 20 s) and profile + tags.
+"""The enrichment of new bindings: the customer's profile, the channel's tags and the grant of the
+new-member benefit the welcome named (bot/customers/welcome.py decides who gets it).
 
-The welcome job is written at intake, with the inbox row, and runs at priority 100: it never waits
-for the event's turn in the dispatch queue, however long the queue. It composes its text when it
-runs (channels, guides, stores from the per-process catalog; one read for "bound before?"), sends,
-then grants the new-member benefit it named. A code older than WeCom's 20 s is not sent (counted in
-wecom_welcome_codes_expired_total); an expired or used code is final, so it is logged, not retried.
+An add queues one enrich job per ENRICH_WINDOW of bindings (`queue_enrich`); the job sweeps every
+binding not enriched yet, in batches: one batch/get_by_user for the profiles, a few mark_tag calls
+at once, one transaction for the batch's grants and one to record it all.
 """
 
 from __future__ import annotations
@@ -13,113 +12,56 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
-from prometheus_client import Counter
 from sqlalchemy import bindparam, select, update
+from sqlalchemy import event as event_api
 
-from bot.customers.benefits import GRANT_NEW_MEMBER_BENEFITS, NEW_MEMBER_SENTENCE, provided
-from bot.customers.binding import (
-    ENRICH_JOB,
-    WELCOME_JOB,
-    channel_and_store,
-    welcome_text,
-)
 from bot.customers.catalog import catalog_for
 from bot.customers.models import Customer, CustomerBinding
 from bot.customers.tags import corp_tag_ids, forget_tags
-from bot.jobs import JobContext, Priority, Retry, job_row, tasks
-from bot.metrics import REGISTRY
+from bot.customers.welcome import grant_first_add_benefits
+from bot.jobs import JobContext, Retry, tasks
 from bot.storage import utcnow
 from bot.wecom.client import WeComAPIError
-from bot.wecom.events import InboundEvent
 
-log = logging.getLogger("bot.customers.followup")
+log = logging.getLogger("bot.customers.enrich")
 
-WELCOME_CODE_GONE = {41050, 41051}  # expired (20 s) or already used
+ENRICH_JOB = "customers.enrich"
+ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
+ENRICH_WINDOW_SECONDS = 1.0
+ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 INVALID_TAG_ID = 40068
 NOT_A_CUSTOMER = {40096, 84061}  # unknown external_userid; no longer a friend of the guide
-
-
 ENRICH_BATCH = 100  # batch/get_by_user: ≤100 members a call, ≤100 customers a page
 ENRICH_MAX_PAGES = 20  # then one externalcontact/get per customer still missing
 ENRICH_BATCHES_PER_RUN = 5
 ENRICH_PARALLEL_TAG_CALLS = 8
 ENRICH_SWEEP_KEY, ENRICH_SWEEP_LEASE_SECONDS = "customers:enrich:sweeping", 120
-WELCOME_CODE_SECONDS = 20  # WeCom takes a welcome code for 20 s after the add (the event's CreateTime)
-WELCOMES_EXPIRED = Counter("wecom_welcome_codes_expired_total",
-                           "Welcome codes past WeCom's 20 s before their welcome could be sent", registry=REGISTRY)
-WELCOME_PRIORITY = Priority.URGENT  # ahead of everything: the code dies 20 s after the customer added the guide
-SAME_ADD_SECONDS = 10  # add_half then add of one friendship arrive this close together: greet once
 
 
-def welcome_at_intake(event: InboundEvent) -> dict | None:
-    """Written with the inbox row (handlers/contact.py declares it on its router), so the welcome
-    never waits for the dispatch queue."""
-    code = event.get("WelcomeCode")
-    if event.change_type not in ("add_external_contact", "add_half_external_contact") or not code:
-        return None
-    return job_row(WELCOME_JOB, {"welcome_code": code, "userid": event.user_id, "external_userid": event.external_user_id,
-                                 "state": event.get("State") or "", "create_time": event.create_time},
-                   dedupe_key=f"welcome:{code}")
-
-
-def welcome_code_deadline(payload: dict) -> float:
-    """WeCom takes a welcome code for 20 s after the add (the event's CreateTime)."""
-    return payload["create_time"] + WELCOME_CODE_SECONDS
-
-
-def _count_expired_welcome(payload: dict) -> None:
-    WELCOMES_EXPIRED.inc()
-
-
-@tasks(WELCOME_JOB, priority=WELCOME_PRIORITY, max_attempts=3, timeout=15, deadline=welcome_code_deadline,
-       on_expired=_count_expired_welcome, quick=True)
-async def send_welcome(job: JobContext, payload: dict) -> None:
-    services, external_userid = job.services, payload["external_userid"]
-    if await _greeted_already(services.kv, payload):
+async def queue_enrich(ctx) -> None:
+    """After an add's binding (in the inbox transaction): one enrich job for the bindings of each
+    ENRICH_WINDOW seconds (batched WeCom reads), queued once per window and process."""
+    window = int(time.time() // ENRICH_WINDOW_SECONDS)
+    queued = _enrich_windows_queued(ctx.services)
+    if window in queued:
         return
-    channel_code, store_code, _ = await channel_and_store(services, payload["state"], payload["userid"])
-    age = time.time() - payload["create_time"]
-    if age > WELCOME_CODE_SECONDS:  # WeCom would answer 41050: do not spend a call of the quota on it
-        WELCOMES_EXPIRED.inc()
-        log.warning("welcome to %s not sent: its code is %.0f s old", external_userid, age)
-        return
-    text = "\n".join(filter(None, [await welcome_text(services, channel_code, payload["userid"], store_code),
-                                   await _benefit_sentence(services, payload, channel_code)]))
-    try:
-        await services.wecom.externalcontact.send_welcome_msg(payload["welcome_code"], text={"content": text})
-    except WeComAPIError as exc:
-        if exc.errcode not in WELCOME_CODE_GONE:
-            raise
-        log.warning("welcome to %s not sent: code gone (%s)", external_userid, exc.errcode)
+    await ctx.enqueue(
+        ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
+        run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
+    )
+    # Remembered only once committed: a rolled-back binding must not stop the next one queueing.
+    event_api.listen(ctx.session.sync_session, "after_commit", lambda _session: queued.append(window), once=True)
 
 
-async def _benefit_sentence(services, payload: dict, channel_code: str) -> str | None:
-    """What a customer never bound before gets (granted with the enrichment of their binding)."""
-    if (new_member_sentence := provided(services, NEW_MEMBER_SENTENCE)) is None:
-        return None  # a build without points and coupons
-    channel = await catalog_for(services).channel(services, channel_code)
-    added_at = dt.datetime.fromtimestamp(payload["create_time"], dt.UTC)
-    return await new_member_sentence(services, payload["external_userid"],
-                                     channel and channel.benefit_template_code, added_at)
-
-
-async def _greeted_already(kv, payload: dict) -> bool:
-    """True when another code of the same add was already used (add_half, then add); a retry of
-    this very job, or a later re-add, goes on."""
-    key = f"greeted:{payload['userid']}:{payload['external_userid']}"
-    mine = f"{payload['welcome_code']}@{payload['create_time']}"
-    if await kv.set_if_absent(key, mine, ttl=SAME_ADD_SECONDS * 6):
-        return False
-    other = await kv.get(key) or mine
-    other_code, _, other_time = other.rpartition("@")
-    if other_code == payload["welcome_code"]:
-        return False
-    if abs(payload["create_time"] - int(other_time or 0)) < SAME_ADD_SECONDS:
-        return True
-    await kv.set(key, mine, ttl=SAME_ADD_SECONDS * 6)
-    return False
+def _enrich_windows_queued(services) -> deque[int]:
+    """The windows whose enrich job this Services committed (one per app, so tests stay apart)."""
+    queued = getattr(services, "_enrich_windows_queued", None)
+    if queued is None:
+        queued = services._enrich_windows_queued = deque(maxlen=4)
+    return queued
 
 
 async def _apply_channel_tags(services, payload: dict, names: list[str]) -> list[str]:
@@ -176,7 +118,9 @@ async def _sweep(services) -> bool:
         async with services.db.session() as session:
             pending = [_Pending(*row) for row in await session.execute(
                 select(CustomerBinding.id, CustomerBinding.guide_userid, CustomerBinding.external_userid,
-                       CustomerBinding.channel_code, CustomerBinding.source, CustomerBinding.started_at)
+                       CustomerBinding.channel_code, CustomerBinding.source, CustomerBinding.started_at,
+                       Customer.first_bound_at)
+                .outerjoin(Customer, Customer.external_userid == CustomerBinding.external_userid)
                 .where(CustomerBinding.enriched_at.is_(None)).order_by(CustomerBinding.id).limit(ENRICH_BATCH))]
         if pending:
             await _enrich(services, pending)
@@ -193,6 +137,7 @@ class _Pending:
     channel_code: str | None
     source: str
     started_at: dt.datetime | None = None
+    first_bound_at: dt.datetime | None = None  # the customer's: the welcome's rule for a first add reads it
 
 
 async def _enrich(services, pending: list[_Pending]) -> None:
@@ -212,21 +157,10 @@ async def _enrich(services, pending: list[_Pending]) -> None:
             tagged.setdefault(binding.external_userid, []).extend(done)
 
     await asyncio.gather(*(tag(binding) for binding in added))
-    await _grant_benefits(services, [binding for binding in added if binding.started_at is not None])
+    # The benefit the welcome named, on its rule (bot/customers/welcome.py); before the bindings are
+    # marked enriched, so a failed grant is retried.
+    await grant_first_add_benefits(services, [binding for binding in added if binding.started_at is not None])
     await _record(services.db, pending, profiles, tagged)
-
-
-async def _grant_benefits(services, added: list[_Pending]) -> None:
-    """The new-member benefit the welcome named, for the customers whose first binding this is:
-    one transaction for the batch (before the bindings are marked, so a failure is retried)."""
-    if (grant_new_member_benefits := provided(services, GRANT_NEW_MEMBER_BENEFITS)) is None:
-        return  # a build without points and coupons
-    catalog, grants = catalog_for(services), []
-    for binding in added:
-        channel = binding.channel_code and await catalog.channel(services, binding.channel_code)
-        grants.append((binding.external_userid, channel.benefit_template_code if channel else None,
-                       binding.started_at))
-    await grant_new_member_benefits(services, grants)
 
 
 async def _profiles(services, pending: list[_Pending]) -> dict[str, dict]:
