@@ -3,7 +3,7 @@
 import re
 
 from bot.dispatcher import EventContext, Router
-from bot.jobs import JobContext, tasks
+from bot.jobs import JobContext, Priority, tasks
 from bot.members.cards import lookup_reply
 from bot.members.config import MembersConfig
 
@@ -34,9 +34,8 @@ def help_text(intro: str = "") -> str:
 
 async def reply_to_guide(ctx: EventContext, text: str) -> None:
     """Sent by a job after the commit: a slow or failing WeCom never holds the transaction."""
-    priority = ctx.services.config(MembersConfig).chat_reply_priority
     await ctx.enqueue(GUIDE_REPLY_JOB, {"touser": ctx.event.user_id, "content": text},
-                      dedupe_key=f"{GUIDE_REPLY_JOB}:{ctx.inbox_id}", priority=priority)
+                      dedupe_key=f"{GUIDE_REPLY_JOB}:{ctx.inbox_id}")
 
 
 @router.on(msg_type="text", content=LOOKUP)
@@ -51,6 +50,6 @@ async def guide_asks_for_help(ctx: EventContext) -> None:
     await reply_to_guide(ctx, help_text())
 
 
-@tasks(GUIDE_REPLY_JOB, quick=True)
+@tasks(GUIDE_REPLY_JOB, priority=Priority.REPLY, quick=True)
 async def send_guide_reply(ctx: JobContext, payload: dict) -> None:
     await ctx.services.wecom.message.send_text(payload["touser"], payload["content"])

@@ -29,7 +29,6 @@ from bot.wecom.client import WeComAPIError
 log = logging.getLogger("bot.customers.enrich")
 
 ENRICH_JOB = "customers.enrich"
-ENRICH_PRIORITY = 0  # tags and profile can wait behind the inbox (10) in a burst
 ENRICH_WINDOW_SECONDS = 1.0
 ENRICH_SETTLE_SECONDS = 1.0  # after its window: the window's bindings have committed by then
 INVALID_TAG_ID = 40068
@@ -49,7 +48,7 @@ async def queue_enrich(ctx) -> None:
     if window in queued:
         return
     await ctx.enqueue(
-        ENRICH_JOB, {}, dedupe_key=f"enrich:{window}", priority=ENRICH_PRIORITY,
+        ENRICH_JOB, {}, dedupe_key=f"enrich:{window}",
         run_at=(window + 1) * ENRICH_WINDOW_SECONDS + ENRICH_SETTLE_SECONDS,
     )
     # Remembered only once committed: a rolled-back binding must not stop the next one queueing.

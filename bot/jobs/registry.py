@@ -11,12 +11,14 @@ if TYPE_CHECKING:
 
 
 class Priority(IntEnum):
-    """Higher runs first. URGENT: a welcome code dies 20 s after the add; HIGH: the inbox dispatch."""
+    """Higher runs first; a job kind declares its priority once, with @tasks."""
 
-    URGENT = 100
-    HIGH = 10
+    URGENT = 100  # a welcome code dies 20 s after the add
+    REPLY = 20  # a customer or guide is waiting for our answer: ahead of the events still queued
+    HIGH = 10  # the inbox dispatch
+    OUTREACH = 5  # creating WeCom group-send tasks: behind the inbox, ahead of routine work
     NORMAL = 0
-    LOW = -10
+    LOW = -10  # nightly housekeeping, tallies, retention
 
 
 DEFAULT_MAX_ATTEMPTS = 6

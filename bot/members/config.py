@@ -29,6 +29,5 @@ class MembersConfig(BaseSettings):
     dormant_days: int = Field(300, ge=1)
 
     chat_join_enabled: bool = True  # a non-member may join by writing 入会 in 微信客服
-    chat_reply_priority: int = 20  # above inbox dispatch (10): answers go out first
     # WeCom userid → store codes they manage (their guide lookups see the whole store).
     store_managers: dict[str, list[str]] = Field(default_factory=dict)

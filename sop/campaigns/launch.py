@@ -13,7 +13,7 @@ from bot.storage import utcnow
 from sop.audience import Audience
 from sop.campaigns.models import Campaign
 from sop.outreach.config import OutreachConfig
-from sop.outreach.fanout import SEND_PRIORITY, send_batches
+from sop.outreach.fanout import send_batches
 from sop.outreach.models import OutreachPlan, OutreachSend
 from sop.outreach.plan import enqueue_many, plan_recipients
 
@@ -57,8 +57,7 @@ async def plan_campaign(services, campaign_id: int) -> int:
             campaign.status, campaign.launched_at = "sending", now
         sends = (await session.execute(select(OutreachSend.id, OutreachSend.guide_userid, OutreachSend.chunk).where(
             OutreachSend.source == campaign.source, OutreachSend.status.in_(("planned", "creating"))))).all()
-        await enqueue_many(session, send_batches(campaign.source, [tuple(send) for send in sends], config.sends_per_job),
-                           priority=SEND_PRIORITY)
+        await enqueue_many(session, send_batches(campaign.source, [tuple(send) for send in sends], config.sends_per_job))
         if not sends and plan.status == "sending":
             plan.status, plan.sent_at = "sent", utcnow()
     return len(sends)

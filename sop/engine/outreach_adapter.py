@@ -21,7 +21,7 @@ from sop.audience import active_member
 from sop.engine.document import SopDocument, Step, step_attachments
 from sop.engine.models import SopItem, SopRun
 from sop.outreach.config import OutreachConfig
-from sop.outreach.fanout import SEND_PRIORITY, send_batches
+from sop.outreach.fanout import send_batches
 from sop.outreach.models import OutreachLedger, OutreachPlan, OutreachRecipient, OutreachSend
 from sop.outreach.plan import HASH_MULTIPLIER, HASH_PRIME, enqueue_many, held_out_expression, source_salt
 
@@ -124,7 +124,7 @@ async def plan_items(session, document: SopDocument, step: Step, items: tuple, n
         by_source.setdefault(source, []).append((send_id, guide, chunk))
     jobs = [job for source, sends in by_source.items() for job in send_batches(source, sends, config.sends_per_job)]
     if jobs:
-        await enqueue_many(session, jobs, priority=SEND_PRIORITY)
+        await enqueue_many(session, jobs)
     # Nobody to send to: the plan is done at once.
     await session.execute(update(OutreachPlan).where(
         OutreachPlan.source.in_(sources), OutreachPlan.status == "sending",

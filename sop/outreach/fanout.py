@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 
 from sqlalchemy import func, select, update
 
-from bot.jobs import JobContext, Retry, enqueue, tasks
+from bot.jobs import JobContext, Priority, Retry, enqueue, tasks
 from bot.members import coupons, ledger
 from bot.members.errors import MemberError
 from bot.storage import utcnow
@@ -35,7 +35,6 @@ SENDER_PLACEHOLDERS = ("guide_name", "store_name")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 UPDATE_BATCH = 1000
 CALLS_PER_BATCH = 8  # add_msg_template calls one batch job has in flight at once
-SEND_PRIORITY, NOTIFY_PRIORITY = 5, 0  # tasks first: a guide's notice can wait a moment
 # Sources whose guides hear of their tasks another way: the SOP engine sends each guide one
 # morning card counting them. A notice per task would flood a guide with many SOP steps (WeCom
 # drops app messages past 30 a minute per member).
@@ -108,7 +107,7 @@ async def _find_created_task(wecom, send: OutreachSend, recipients: list[str], k
             return None
 
 
-@tasks(SEND_JOB)
+@tasks(SEND_JOB, priority=Priority.OUTREACH)  # tasks first: a guide's notice (NORMAL) can wait a moment
 async def send_job(job: JobContext, payload: dict) -> None:
     """Create the WeCom tasks of a batch of sends (one per guide and chunk), each exactly once."""
     services, busy = job.services, []
@@ -255,7 +254,7 @@ async def create_tasks_once(services, send_ids: list[int]) -> None:
         await enqueue_many(session, [(NOTIFY_JOB, {"source": plan.source, "guide_userid": send.guide_userid},
                                       f"outreach-notify:{plan.source}:{send.guide_userid}") for send in created
                                      if not plan.source.startswith(QUIET_SOURCE_PREFIXES)],
-                           priority=NOTIFY_PRIORITY, max_attempts=4, wake=False)
+                           max_attempts=4, wake=False)
     if cancelled:  # cancelled while these tasks were being created: stop them in WeCom too
         for send in created:
             await cancel_send(services, send)

@@ -162,13 +162,13 @@ async def plan_recipients(session: AsyncSession, plan: OutreachPlan, audience: A
         .group_by(planned.c.source, planned.c.guide_userid, planned.c.chunk)))
 
 
-async def enqueue_many(session: AsyncSession, jobs: list[tuple[str, dict, str]], *, priority: int = 0,
+async def enqueue_many(session: AsyncSession, jobs: list[tuple[str, dict, str]], *,
                        max_attempts: int = 8, batch: int = 1000, wake: bool = True) -> None:
     """(kind, payload, dedupe_key) jobs in multi-row INSERTs; an existing key is kept as it is.
     Without `wake`, workers find them at their next poll."""
     insert_for = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
     for start in range(0, len(jobs), batch):
-        values = [job_row(kind, payload, dedupe_key=key, priority=priority, max_attempts=max_attempts)
+        values = [job_row(kind, payload, dedupe_key=key, max_attempts=max_attempts)
                   for kind, payload, key in jobs[start:start + batch]]
         await session.execute(insert_for(Job).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
     if jobs and wake:

@@ -22,7 +22,7 @@ import logging
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.jobs import JobContext, insert_jobs, job_row, tasks
+from bot.jobs import JobContext, Priority, insert_jobs, job_row, tasks
 from bot.members.chat import snapshot
 from bot.members.chat.answers import join_hint, points_reply
 from bot.members.chat.dialogue import MEMBERS_ONLY, answer_message, welcome_menu, welcome_reply
@@ -165,11 +165,10 @@ async def answer_messages(session: AsyncSession, db: Database, config: MembersCo
     return to_send
 
 
-async def queue_sending(session: AsyncSession, config: MembersConfig, answers: list[dict]) -> None:
+async def queue_sending(session: AsyncSession, answers: list[dict]) -> None:
     """One job sends the batch's answers after the commit (none when there is nothing to send)."""
     if answers:
-        await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=f"{SEND_JOB}:{answers[0]['msgid']}",
-                                            priority=config.chat_reply_priority)])
+        await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=f"{SEND_JOB}:{answers[0]['msgid']}")])
 
 
 async def send_answer(wecom, answer: dict) -> None:
@@ -205,7 +204,7 @@ async def send_answers(wecom, answers: list[dict]) -> None:
         raise failures[0]
 
 
-@tasks(SEND_JOB, quick=True)
+@tasks(SEND_JOB, priority=Priority.REPLY, quick=True)
 async def send_queued_answers(ctx: JobContext, payload: dict) -> None:
     await send_answers(ctx.services.wecom, payload["answers"])
 

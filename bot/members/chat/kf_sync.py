@@ -99,7 +99,7 @@ async def sync_and_answer(
     await session.execute(_CURSORS.update().where(_CURSORS.c.open_kfid == open_kfid)
                           .values(cursor=cursor, synced_at=synced_at, updated_at=utcnow()))
     config = services.config(MembersConfig)
-    await queue_sending(session, config, await answer_messages(session, db, config, open_kfid, new))
+    await queue_sending(session, await answer_messages(session, db, config, open_kfid, new))
     return len(new)
 
 
