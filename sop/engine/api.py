@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 
 from bot.api.auth import Role
 from bot.api.errors import ApiError
@@ -205,9 +205,9 @@ async def sop_stats(call: ApiCall) -> dict:
     group = {"store": SopRun.store_code, "guide": SopRun.guide_userid, None: None}[q.group_by]
     async with call.services.db.session() as session:
         await _template(session, q.code)
-        if call.principal.role == Role.STORE_MANAGER and q.group_by != "store":
-            raise ApiError(403, "forbidden", "group_by: a store manager reads per store",
-                           [{"field": "group_by", "problem": "use store"}])
+        # A store manager's figures, whatever the grouping, count only the runs of their stores.
+        scope = (SopRun.store_code.in_(call.principal.store_codes) if call.principal.role == Role.STORE_MANAGER
+                 else true())
         columns = [SopRun.step_key] + ([group] if group is not None else [])
 
         def count(condition):
@@ -223,8 +223,8 @@ async def sop_stats(call: ApiCall) -> dict:
             .outerjoin(recipient, and_(recipient.source == SopItem.source, recipient.external_userid == SopRun.external_userid))
             .outerjoin(OutreachSend, and_(OutreachSend.source == recipient.source, OutreachSend.guide_userid == recipient.guide_userid,
                                           OutreachSend.chunk == recipient.chunk))
-            .where(SopRun.code == q.code).group_by(*columns).order_by(*columns))
-        buyers, held_buyers = await _conversions(session, q.code, group)
+            .where(SopRun.code == q.code, scope).group_by(*columns).order_by(*columns))
+        buyers, held_buyers = await _conversions(session, q.code, group, scope)
         holdout = await _has_holdout(session, q.code)
         out = []
         for row in rows.tuples():
@@ -238,8 +238,6 @@ async def sop_stats(call: ApiCall) -> dict:
                 entry[q.group_by] = key
             if holdout:
                 with_uplift(entry, held_buyers.get((step, key), 0))
-            if call.principal.role == Role.STORE_MANAGER and key not in call.principal.store_codes:
-                continue
             out.append(entry)
     return {"code": q.code, "group_by": q.group_by, "attribution_days": ATTRIBUTION_DAYS, "holdout": holdout, "steps": out}
 
@@ -250,7 +248,7 @@ async def _has_holdout(session, code: str) -> bool:
     return any((document or {}).get("holdout_percent", 0) > 0 for document in documents)
 
 
-async def _conversions(session, code: str, group) -> tuple[dict, dict]:
+async def _conversions(session, code: str, group, scope) -> tuple[dict, dict]:
     """Customers who paid within ATTRIBUTION_DAYS of WeCom reporting the step sent (or the guide
     marking the task done), per (step, group); and the same for the held-out customers, counted
     from the moment the step would have gone to them — the baseline of the uplift."""
@@ -263,7 +261,7 @@ async def _conversions(session, code: str, group) -> tuple[dict, dict]:
                                            OutreachRecipient.external_userid == SopRun.external_userid,
                                            OutreachRecipient.status == "sent"))
         .join(Order, and_(Order.external_userid == SopRun.external_userid, Order.status == "paid"))
-        .where(SopRun.code == code, or_(SopRun.status.in_(("sent", "done")), held)))
+        .where(SopRun.code == code, scope, or_(SopRun.status.in_(("sent", "done")), held)))
     window = dt.timedelta(days=ATTRIBUTION_DAYS)
     found: dict[tuple, set] = {}
     held_found: dict[tuple, set] = {}

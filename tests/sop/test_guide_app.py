@@ -106,7 +106,13 @@ async def test_preview_dry_run_and_stats_by_store(sw):
     await sw.tick(local(1, "10:00"))
     stats = await sw.api("GET", "/api/v1/stats/sop?code=onboarding&group_by=store", 200, as_="sh_manager")
     assert [(row["step"], row["store"], row["pushed"]) for row in stats["steps"]] == [("d1", "SH01", 1)]
-    await sw.api("GET", "/api/v1/stats/sop?code=onboarding&group_by=guide", 403, as_="sh_manager")
+    # By guide or in total, a store manager sees only their own store's runs.
+    by_guide = await sw.api("GET", "/api/v1/stats/sop?code=onboarding&group_by=guide", 200, as_="sh_manager")
+    assert [(row["step"], row["guide"], row["pushed"]) for row in by_guide["steps"]] == [("d1", "ann", 1)]
+    total = await sw.api("GET", "/api/v1/stats/sop?code=onboarding", 200, as_="sh_manager")
+    everyone = await sw.api("GET", "/api/v1/stats/sop?code=onboarding", 200)
+    d1 = [{row["step"]: row["due"] for row in stats["steps"]}["d1"] for stats in (total, everyone)]
+    assert d1 == [1, 2]  # the manager's one customer of SH01; HQ's two
     await sw.api("GET", "/api/v1/stats/sop?code=nope", 404)
 
 
