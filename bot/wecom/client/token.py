@@ -60,31 +60,36 @@ class TokenCache:
         copy = self._copies.get(key)
         if copy is not None and copy[1] > self._clock():
             return copy[0]
-        token, ttl = await self._kv.get_with_ttl(key)
-        if not token:
-            return await self._refresh(secret, stale=None)
-        self._keep(key, token, ttl)
-        return token
+        return await self._single_flight(key, None, lambda: self._load(secret))
 
     async def replace(self, secret: str, rejected: str) -> str:
         """WeCom rejected `rejected`: get a new token unless another caller already did."""
         key = self.key(secret)
         if self._copies.get(key, ("",))[0] == rejected:
             del self._copies[key]
-        return await self._refresh(secret, stale=rejected)
+        return await self._single_flight(key, rejected, lambda: self._refresh_shared(secret, rejected))
 
     def _keep(self, key: str, token: str, ttl: float | None) -> None:
         # Never past the KV entry's own expiry: that is when the early-expiry margin runs out.
         self._copies[key] = (token, self._clock() + (UNBOUNDED_COPY_SECONDS if ttl is None else ttl))
 
-    async def _refresh(self, secret: str, stale: str | None) -> str:
-        # Only one coroutine per process queues on the (polled) KV lock; the rest await its result.
-        flight = (self.key(secret), stale)
+    async def _single_flight(self, key: str, stale: str | None, start: Callable[[], Awaitable[str]]) -> str:
+        # One coroutine per process reads the KV store or queues on its (polled) lock; the rest
+        # await its result.
+        flight = (key, stale)
         task = self._inflight.get(flight)
         if task is None:
-            task = self._inflight[flight] = asyncio.ensure_future(self._refresh_shared(secret, stale))
+            task = self._inflight[flight] = asyncio.ensure_future(start())
             task.add_done_callback(lambda _: self._inflight.pop(flight, None))
         return await asyncio.shield(task)
+
+    async def _load(self, secret: str) -> str:
+        key = self.key(secret)
+        token, ttl = await self._kv.get_with_ttl(key)
+        if not token:
+            return await self._refresh_shared(secret, stale=None)
+        self._keep(key, token, ttl)
+        return token
 
     async def _refresh_shared(self, secret: str, stale: str | None) -> str:
         key = self.key(secret)
