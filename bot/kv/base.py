@@ -21,6 +21,10 @@ class KeyValueStore(abc.ABC):
     async def get(self, key: str) -> str | None: ...
 
     @abc.abstractmethod
+    async def get_with_ttl(self, key: str) -> tuple[str | None, float | None]:
+        """The value and its remaining lifetime in seconds (None: no TTL), in one round trip."""
+
+    @abc.abstractmethod
     async def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
 
     @abc.abstractmethod

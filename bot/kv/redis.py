@@ -41,6 +41,18 @@ class RedisStore(KeyValueStore):
         except RedisError as exc:
             raise _kv_error(exc) from exc
 
+    async def get_with_ttl(self, key):
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._k(key))
+                pipe.pttl(self._k(key))
+                value, pttl = await pipe.execute()
+        except RedisError as exc:
+            raise _kv_error(exc) from exc
+        if value is None:
+            return None, None
+        return value, None if pttl < 0 else pttl / 1000
+
     async def set(self, key, value, ttl=None):
         try:
             await self._redis.set(self._k(key), value, px=_ms(ttl))

@@ -25,6 +25,15 @@ async def test_values_expire(kv):
     assert await kv.get("token") is None
 
 
+async def test_a_value_comes_with_its_remaining_lifetime(kv):
+    await kv.set("token", "abc", ttl=100)
+    value, ttl = await kv.get_with_ttl("token")
+    assert value == "abc" and 99 < ttl <= 100
+    await kv.set("forever", "x")
+    assert await kv.get_with_ttl("forever") == ("x", None)
+    assert await kv.get_with_ttl("missing") == (None, None)
+
+
 async def test_set_if_absent_is_a_dedup_key(kv):
     assert await kv.set_if_absent("seen:1", "1", ttl=5)
     assert not await kv.set_if_absent("seen:1", "1", ttl=5)

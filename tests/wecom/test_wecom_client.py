@@ -11,47 +11,16 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.config import EMULATOR_AGENT_ID, EMULATOR_CORP_ID, EMULATOR_SECRET
-from bot.emulator import Clock, EmulatorState, create_emulator_app
+from bot.config import EMULATOR_AGENT_ID, EMULATOR_SECRET
+from bot.emulator import EmulatorState
 from bot.kv import MemoryStore, RedisStore
 from bot.metrics import REGISTRY
 from bot.wecom.client import RateLimited, WeComAPIError, WeComClient, WeComUnavailable
 from bot.wecom.client.ratelimit import RateLimiter
+from tests.wecom.conftest import make_client
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TAGS = "externalcontact/get_corp_tag_list"
-
-
-@pytest.fixture
-def state() -> EmulatorState:
-    state = EmulatorState(clock=Clock(start=1_700_000_000.0))
-    state.add_member("guide1", "Ann")
-    state.add_kf_account("kf1")
-    return state
-
-
-@pytest.fixture
-async def emulator(aiohttp_server, state):
-    return await aiohttp_server(create_emulator_app(state))
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def make_client(session, emulator, kv=None, *, secrets=None, **options) -> WeComClient:
-    options = {"backoff": 0.001, "rate_limit_pause": 0, **options}
-    return WeComClient(
-        session,
-        kv or MemoryStore(),
-        base_url=str(emulator.make_url("/cgi-bin/")),
-        corp_id=EMULATOR_CORP_ID,
-        secrets=secrets or {"app": EMULATOR_SECRET},
-        agent_id=EMULATOR_AGENT_ID,
-        **options,
-    )
 
 
 def errcodes(state: EmulatorState, path: str) -> list[int]:
@@ -100,9 +69,11 @@ async def test_revoked_token_40014_is_replaced(session, emulator, state):
     kv = MemoryStore()
     api = make_client(session, emulator, kv)
     await api.externalcontact.get_corp_tag_list()
-    await kv.set(api.tokens.key(EMULATOR_SECRET), "revoked-token")
+    state.tokens.clear()  # WeCom revoked it: the process's copy and the KV entry are both stale
     assert (await api.externalcontact.get_corp_tag_list())["errcode"] == 0
     assert errcodes(state, TAGS) == [0, 40014, 0]
+    assert len(state.calls_to("gettoken")) == 2
+    assert await kv.get(api.tokens.key(EMULATOR_SECRET)) in state.tokens  # the new one, shared
 
 
 async def test_token_refresh_is_retried_only_once(session, emulator, state):

@@ -62,6 +62,8 @@ class WeComClient:
         rate_limit_pause: float = 1.0,
         max_rate_wait: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         if not secrets.get("app"):
             raise ValueError('secrets must contain the app secret under "app"')
@@ -77,8 +79,12 @@ class WeComClient:
         self.backoff = backoff
         self.rate_limit_pause = rate_limit_pause
         self._sleep = sleep
-        self.tokens = TokenCache(kv, corp_id, self._fetch_token, lock_timeout=timeout * (max_retries + 2))
-        self.limiter = RateLimiter(kv, corp_id, calls_per_minute, max_wait=max_rate_wait, sleep=sleep)
+        self.tokens = TokenCache(
+            kv, corp_id, self._fetch_token, lock_timeout=timeout * (max_retries + 2), clock=monotonic
+        )
+        self.limiter = RateLimiter(
+            kv, corp_id, calls_per_minute, max_wait=max_rate_wait, clock=clock, sleep=sleep
+        )
 
         self.externalcontact = ExternalContactAPI(self)
         self.message = MessageAPI(self)
