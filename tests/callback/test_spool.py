@@ -134,12 +134,15 @@ async def test_a_killed_process_spool_is_drained_by_the_next_start(aiohttp_clien
 
         url = f"http://127.0.0.1:{unused_tcp_port}/wecom/callback"
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
+            # Starting a process (imports, app) takes seconds on a busy CI machine: wait up to a minute.
+            deadline = time.monotonic() + 60
+            while True:
                 try:
                     async with session.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as response:
                         if response.status == 200:
                             break
                 except aiohttp.ClientError:
+                    assert time.monotonic() < deadline, "the service process did not start within 60 s"
                     await asyncio.sleep(0.1)
             for i in range(20):
                 sealed = crypto.seal(contact_event(f"wmKilled{i:02d}"))
