@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ class EventContext:
     services: Services
     session: AsyncSession | None = None
     customer_locked: bool = False  # the per-customer lock is held already (by the inbox job)
+    # When the event arrived (of coalesced events: the newest's), as the inbox claim returned it.
+    received_at: dt.datetime | None = None
     log: logging.LoggerAdapter | logging.Logger = field(default_factory=lambda: logging.getLogger("bot.handlers"))
 
     @property

@@ -64,10 +64,12 @@ def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
 
 
 def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
-                    short_lease_kinds: tuple[str, ...] = (), short_lease_until: float | None = None):
+                    short_lease_kinds: tuple[str, ...] = (), short_lease_until: float | None = None,
+                    key_released_kinds: tuple[str, ...] = ()):
     """Take the `limit` most urgent due jobs: an ordered walk of ix_jobs_queued, never a sort.
 
-    Jobs of `short_lease_kinds` are leased until `short_lease_until` instead."""
+    Jobs of `short_lease_kinds` are leased until `short_lease_until` instead; jobs of
+    `key_released_kinds` give up their dedupe key (the next one of the key can be queued)."""
     due = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.run_at <= now)
@@ -75,11 +77,13 @@ def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    released = {"dedupe_key": case((Job.kind.in_(key_released_kinds), None), else_=Job.dedupe_key)
+                } if key_released_kinds else {}
     return (
         update(Job)
         .where(Job.id.in_(due.scalar_subquery()))
         .values(status="running", attempts=Job.attempts + 1, locked_by=worker_id,
-                lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until))
+                lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until), **released)
         # Plain rows (attribute access like a Job), not ORM objects: the runner only reads them.
         .returning(*Job.__table__.columns)
     )
@@ -93,6 +97,10 @@ def _lease_until(short_lease_kinds: tuple[str, ...], short_until: float | None, 
 
 def _short_lease_kinds() -> tuple[str, ...]:
     return tuple(kind for kind in tasks.kinds() if tasks.options(kind).deadline is not None)
+
+
+def _key_released_kinds() -> tuple[str, ...]:
+    return tuple(kind for kind in tasks.kinds() if tasks.options(kind).key_released_at_start)
 
 
 @dataclass
@@ -231,7 +239,7 @@ class JobRunner:
     async def _claim(self, limit: int) -> list[Row]:
         now = time.time()
         claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id,
-                                _short_lease_kinds(), now + self.short_lease_seconds)
+                                _short_lease_kinds(), now + self.short_lease_seconds, _key_released_kinds())
         try:
             with statements_on_loop_thread():
                 async with self.db.engine.begin() as conn:
