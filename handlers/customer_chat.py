@@ -27,5 +27,6 @@ async def kf_messages_arrived(ctx: EventContext) -> None:
     received_at = ctx.received_at
     if received_at is not None and await synced_since(ctx.kv, open_kfid, received_at):
         return  # a sync that began after these callbacks arrived already read their messages
-    handled = await sync_and_answer(ctx.session, ctx.services, open_kfid, ctx.event.get("Token"), received_at)
+    handled = await sync_and_answer(ctx.session, ctx.services, open_kfid, ctx.event.get("Token"), received_at,
+                                    ctx.after_commit if ctx.runs_after_commit else None)
     ctx.log.info("kf %s: %d new message(s) taken in", open_kfid, handled)

@@ -9,8 +9,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 
 from bot.dispatcher import EventContext
-from bot.dispatcher.middleware import (AlreadyHandled, claim_inbox_group, claim_inbox_row, customer_lock_for,
-                                       customer_of)
+from bot.dispatcher.middleware import (
+    AlreadyHandled,
+    claim_inbox_group,
+    claim_inbox_row,
+    customer_lock_for,
+    customer_of,
+)
 from bot.dispatcher.router import CoalesceKey, IntakeJob
 from bot.jobs import JobContext, Priority, job_row, tasks
 from bot.jobs.wakeup import notify_workers, wake_local_runners
@@ -191,7 +196,7 @@ async def _dispatch_in_one_transaction(job: JobContext, inbox_id: int, customer:
     """Lock the customer, then one transaction: claim the row (its plaintext comes back), run the
     handler, and record `ignored` when none wants it. The lock comes first: on SQLite a transaction
     waiting for a lock held by a task that needs the one connection would never end."""
-    services = job.services
+    services, committed_work = job.services, []
     try:
         async with customer_lock_for(services.kv, customer), services.db.session() as session, session.begin():
             claimed = (await session.execute(
@@ -199,13 +204,15 @@ async def _dispatch_in_one_transaction(job: JobContext, inbox_id: int, customer:
             if claimed is None:
                 return  # handled (or ignored) by an earlier run
             ctx = EventContext(event=InboundEvent.from_xml(claimed.plaintext), inbox_id=inbox_id, services=services,
-                               session=session, customer_locked=True, received_at=claimed.received_at)
+                               session=session, customer_locked=True, received_at=claimed.received_at,
+                               committed_work=committed_work)
             if not await services.dispatcher.feed(ctx):
                 log.info("no handler for %s; recorded as ignored", ctx.event.kind)
                 await session.execute(_INBOX.update().where(_INBOX.c.id == inbox_id).values(status="ignored"))
     except Exception as exc:  # rolled back: the row is pending again; record why
         await _failed(job, inbox_id, exc)
         raise
+    await _after_commit(job, committed_work)
 
 
 @tasks(GROUP_DISPATCH_JOB, priority=Priority.HIGH, quick=True, key_released_at_start=True)
@@ -216,7 +223,7 @@ async def dispatch_inbox_group(job: JobContext, payload: dict) -> None:
 
     No per-customer lock: a coalesced event's handler serialises its own work (the 微信客服 sync
     holds its cursor's row lock), and the lock would have to come before the transaction."""
-    services, dispatch_key = job.services, payload["dispatch_key"]
+    services, dispatch_key, committed_work = job.services, payload["dispatch_key"], []
     try:
         async with services.db.session() as session, session.begin():
             claimed = (await session.execute(*claim_inbox_group(dispatch_key))).all()
@@ -225,7 +232,7 @@ async def dispatch_inbox_group(job: JobContext, payload: dict) -> None:
             newest = max(claimed, key=lambda row: row.id)
             ctx = EventContext(event=InboundEvent.from_xml(newest.plaintext), inbox_id=newest.id, services=services,
                                session=session, customer_locked=True,
-                               received_at=max(row.received_at for row in claimed))
+                               received_at=max(row.received_at for row in claimed), committed_work=committed_work)
             if not await services.dispatcher.feed(ctx):
                 log.info("no handler for %s; recorded as ignored", ctx.event.kind)
                 await session.execute(_INBOX.update().where(_INBOX.c.id.in_([row.id for row in claimed]))
@@ -233,6 +240,21 @@ async def dispatch_inbox_group(job: JobContext, payload: dict) -> None:
     except Exception as exc:
         await _group_failed(job, dispatch_key, exc)
         raise
+    await _after_commit(job, committed_work)
+
+
+async def _after_commit(job: JobContext, committed_work: list) -> None:
+    """The handlers' work after the commit (e.g. sending the answers); each done one's fallback job
+    ends done with this job. A failure is left to its fallback job: the rows are committed."""
+    for work, fallback_job_id in committed_work:
+        try:
+            await work()
+        except Exception:
+            log.warning("work after the commit failed; its fallback job %s will do it", fallback_job_id,
+                        exc_info=True)
+            continue
+        if fallback_job_id is not None:
+            job.also_done.append(fallback_job_id)
 
 
 async def _group_failed(job: JobContext, dispatch_key: str, exc: Exception) -> None:

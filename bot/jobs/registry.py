@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,9 @@ class JobContext:
     job_id: int
     kind: str
     attempt: int
+    # Queued jobs whose work this run did (e.g. a fallback queued in its transaction): when it ends
+    # done, they end done in the same UPDATE, unless a worker took them meanwhile.
+    also_done: list[int] = field(default_factory=list)
 
 
 JobFunction = Callable[[JobContext, dict], Awaitable[Any]]

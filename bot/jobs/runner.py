@@ -113,6 +113,7 @@ class Outcome:
     run_at: float | None = None
     refund: bool = False  # the attempt does not count (Retry, rate limit, transient fault)
     fault: bool = False  # a transient fault: the back-off counter grows
+    also_done: tuple[int, ...] = ()  # queued jobs it did the work of (JobContext.also_done)
 
 
 class JobRunner:
@@ -339,7 +340,7 @@ class JobRunner:
             log.warning("job failed (attempt %s/%s): %s", job.attempts, job.max_attempts, error)
             return Outcome(job, "queued", error=error,
                            run_at=time.time() + backoff_seconds(job.attempts, self.backoff_base))
-        return Outcome(job, "done")
+        return Outcome(job, "done", also_done=tuple(context.also_done))
 
     def _after_transient_fault(self, job: Row, error: str, deadline: float | None) -> Outcome:
         run_at = time.time() + backoff_seconds(job.faults + 1, FAULT_BACKOFF_BASE, FAULT_BACKOFF_CAP)
@@ -394,14 +395,17 @@ class JobRunner:
                                   now) -> None:
         async with self.db.engine.begin() as conn:
             if done:
-                await conn.execute(
-                    update(Job)
-                    .where(Job.id.in_([o.job.id for o in done]), or_(
-                        Job.locked_by == self.worker_id,
-                        and_(Job.status == QUEUED, Job.locked_by.is_(None),
-                             tuple_(Job.id, Job.attempts).in_([(o.job.id, o.job.attempts) for o in done]))))
-                    .values(status="done", finished_at=now, lease_until=None)
-                )
+                ours = [(o.job.id, o.job.attempts) for o in done]
+                finished_jobs = or_(Job.locked_by == self.worker_id,
+                                    and_(Job.status == QUEUED, Job.locked_by.is_(None), tuple_(Job.id, Job.attempts).in_(ours)))
+                done_for = [job_id for o in done for job_id in o.also_done]
+                if done_for:  # done by another job: only while still queued and never tried
+                    finished_jobs = or_(and_(Job.id.in_([job_id for job_id, _ in ours]), finished_jobs),
+                                        and_(Job.id.in_(done_for), Job.status == QUEUED, Job.attempts == 0))
+                else:
+                    finished_jobs = and_(Job.id.in_([job_id for job_id, _ in ours]), finished_jobs)
+                await conn.execute(update(Job).where(finished_jobs)
+                                   .values(status="done", finished_at=now, lease_until=None))
             if others:
                 await conn.execute(
                     update(Job)

@@ -9,7 +9,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from bot.callback.inbox import DISPATCH_JOB, GROUP_DISPATCH_JOB
-from bot.members.chat import kf_sync
+from bot.members.chat import answering, kf_sync
 from bot.storage.models import InboxEvent, Job
 from tests.chat.conftest import KF, replies_to, reply_text
 from tests.chat.test_chat_cursor import prepared, wait_for_replies
@@ -39,6 +39,29 @@ async def test_a_burst_of_callbacks_is_a_few_dispatch_jobs_and_each_message_is_a
     assert await jobs_of(world, DISPATCH_JOB) == 0
     assert 1 <= await jobs_of(world, GROUP_DISPATCH_JOB) <= 6, "one job per callback, not per burst"
     assert await inbox_statuses(world) == {"handled": 30}
+    # The dispatch sent the answers itself after its commit: the send jobs (fallbacks) never ran.
+    async with world.services.db.session() as session:
+        sends = (await session.execute(select(Job.status, Job.attempts).where(Job.kind == answering.SEND_JOB))).all()
+    assert sends and set(sends) == {("done", 0)}
+
+
+async def test_answers_the_dispatch_could_not_send_are_sent_by_the_fallback_job_once(world, chat_cfg, monkeypatch):
+    await prepared(world, chat_cfg, "wm-late")
+    real_send, calls = answering.send_answers, []
+
+    async def fail_first(wecom, answers):
+        calls.append(len(answers))
+        if len(calls) == 1:
+            raise ConnectionError("WeCom unreachable for a moment")
+        await real_send(wecom, answers)
+
+    monkeypatch.setattr(answering, "send_answers", fail_first)
+    await world.driver.customer_writes_kf(KF, "wm-late", "积分")
+    [answer] = await wait_for_replies(world, "wm-late", 1, within=answering.SEND_FALLBACK_SECONDS + 10)
+    assert "100 积分" in reply_text(answer) and calls == [1, 1]
+    async with world.services.db.session() as session:
+        sends = (await session.execute(select(Job.status, Job.attempts).where(Job.kind == answering.SEND_JOB))).all()
+    assert sends == [("done", 1)] and await inbox_statuses(world) == {"handled": 1}
 
 
 async def test_a_callback_while_a_sync_runs_is_still_answered(world, chat_cfg, monkeypatch):
