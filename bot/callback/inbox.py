@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import case, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
 
 from bot.dispatcher import EventContext
 from bot.dispatcher.middleware import (
@@ -124,7 +124,7 @@ class InboxWriter:
 
     async def _queue_group_dispatches(self, conn, dispatch_keys: set[str]) -> None:
         """One dispatch job per key, unless one is queued and not started yet: it will take these
-        rows too. ON CONFLICT DO UPDATE (a no-op update), not DO NOTHING: it locks the queued job
+        rows too. ON CONFLICT DO UPDATE (no change to a queued job), not DO NOTHING: it locks the queued job
         until this transaction commits, so no worker can start it — and claim the key's rows —
         before these rows are there to be claimed. Once started, the job no longer holds the key
         (`key_released_at_start`), so rows that come while it runs get a job of their own."""
@@ -132,10 +132,22 @@ class InboxWriter:
             return
         insert = self.db.insert(Job)
         await conn.execute(
-            insert.on_conflict_do_update(index_elements=["dedupe_key"], set_={"priority": _JOBS.c.priority}),
+            insert.on_conflict_do_update(index_elements=["dedupe_key"], set_=_requeued(insert),
+                                         where=_JOBS.c.status != "running"),
             [job_row(GROUP_DISPATCH_JOB, {"dispatch_key": key}, dedupe_key=GROUP_KEY_PREFIX + key,
                      priority=self.priority)
              for key in sorted(dispatch_keys)])  # in one order: two intakes never wait for each other in a cycle
+
+
+def _requeued(insert) -> dict:
+    """The upsert's SET: on the queued job of the key, a no-op but for the lock (the earlier run_at
+    stays). On a finished one still holding the key (a worker that did not release it: an older
+    version that did not know the kind) the row becomes the new queued job, so the key cannot
+    swallow the account's callbacks for good."""
+    new = insert.excluded
+    return {"status": "queued", "run_at": case((new.run_at < _JOBS.c.run_at, new.run_at), else_=_JOBS.c.run_at),
+            "attempts": 0, "faults": 0, "lease_until": None, "locked_by": None, "finished_at": None,
+            "last_error": None}
 
 
 def _dispatch_key(coalesce: list[CoalesceKey], event: InboundEvent) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.app import create_app
 from bot.callback.inbox import GROUP_DISPATCH_JOB, dispatch_inbox_group
@@ -142,3 +142,18 @@ async def test_events_no_handler_wants_end_ignored(services):
         await services.inbox.store(kf_event("wkA", n))
     await dispatch_inbox_group(job(services), {"dispatch_key": "k"})
     assert await statuses(services) == {"ignored": 2}
+
+
+async def test_a_finished_job_left_holding_the_key_is_queued_again_not_swallowing_callbacks(services):
+    seen = []
+    wire(services, coalescing_router(seen))
+    await services.inbox.store(kf_event("wkA", 1))
+    async with services.db.session() as session, session.begin():  # as an older worker would leave it
+        await session.execute(update(Job).where(Job.kind == GROUP_DISPATCH_JOB)
+                              .values(status="dead", attempts=1, last_error="unknown job kind"))
+    await services.inbox.store(kf_event("wkA", 2))
+    [requeued] = await group_jobs(services)
+    assert requeued.status == "queued" and requeued.dedupe_key == "inbox-group:kf:wkA"
+    [started] = await start_queued(services)
+    await dispatch_inbox_group(job(services), started.payload)
+    assert [token for token, _ in seen] == ["tok2"] and await statuses(services) == {"handled": 2}
