@@ -121,12 +121,11 @@ class InboxWriter:
                 await notify_workers(conn)
         return ids
 
-
     async def _queue_group_dispatches(self, conn, dispatch_keys: set[str]) -> None:
         """One dispatch job per key, unless one is queued and not started yet: it will take these
-        rows too. ON CONFLICT DO UPDATE (no change to a queued job), not DO NOTHING: it locks the queued job
-        until this transaction commits, so no worker can start it — and claim the key's rows —
-        before these rows are there to be claimed. Once started, the job no longer holds the key
+        rows too. ON CONFLICT DO UPDATE (no change to a queued job), not DO NOTHING: it locks the
+        queued job until this transaction commits, so no worker can start it — and claim the key's
+        rows — before these rows are there to be claimed. Once started, the job no longer holds the key
         (`key_released_at_start`), so rows that come while it runs get a job of their own."""
         if not dispatch_keys:
             return
