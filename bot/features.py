@@ -26,7 +26,7 @@ from sop.feature import FEATURE as SOP
 CORE = Feature(
     "core",
     routes=declared_routes(operations),
-    jobs=[inbox.dispatch_inbox_event, retention.prune_finished_job],
+    jobs=[inbox.dispatch_inbox_event, inbox.dispatch_inbox_group, retention.prune_finished_job],
     cron=[retention.RETENTION_CRON],
     models=[bot.storage.models, bot.api.audit],
 )

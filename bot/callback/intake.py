@@ -11,5 +11,6 @@ from bot.services import SERVICES
 
 async def callback_inbox(app: web.Application):
     services = app[SERVICES]
-    services.inbox = InboxWriter(services.db, intake=services.dispatcher.intake_jobs())
+    dispatcher = services.dispatcher
+    services.inbox = InboxWriter(services.db, intake=dispatcher.intake_jobs(), coalesce=dispatcher.coalesce_keys())
     yield

@@ -41,35 +41,79 @@ class AlreadyHandled(Exception):
 
 
 def claim_inbox_row(inbox_id: int, returning=None):
-    """Mark the inbox row handled if it is still to do; RETURNING its id (or `returning`).
+    """Mark the inbox row handled if it is still to do; RETURNING its id (or the columns `returning`).
     A statement and its parameters, to run with `session.execute(*claim_inbox_row(...))`."""
     from bot.storage import utcnow
 
+    returning = _columns(returning)
     statement = _CLAIMS.get(returning)
     if statement is None:
         statement = _CLAIMS[returning] = _claim_statement(returning)
     return statement, {"claimed_inbox_id": inbox_id, "claimed_at": utcnow()}
 
 
-def _claim_statement(returning):
+def claim_inbox_group(dispatch_key: str):
+    """Mark every inbox row of `dispatch_key` that is still to do handled; RETURNING their id,
+    received_at and plaintext. A statement and its parameters, like claim_inbox_row."""
+    from bot.storage import utcnow
+
+    global _GROUP_CLAIM
+    if _GROUP_CLAIM is None:
+        _GROUP_CLAIM = _group_claim_statement()
+    return _GROUP_CLAIM, {"claimed_key": dispatch_key, "claimed_at": utcnow()}
+
+
+def _columns(returning) -> tuple:
+    from bot.storage.models import InboxEvent
+
+    if returning is None:
+        return (InboxEvent.__table__.c.id,)
+    return tuple(returning) if isinstance(returning, tuple | list) else (returning,)
+
+
+def _to_do():
+    from sqlalchemy import literal_column
+
+    from bot.storage.models import InboxEvent
+
+    # Literals, spelled as in the partial index ix_inbox_events_to_do (a generic plan can use it).
+    return InboxEvent.__table__.c.status.in_((literal_column("'pending'"), literal_column("'failed'")))
+
+
+def _claim_statement(returning: tuple):
     # Core on the table, built once per RETURNING: no ORM bulk-update machinery, no statement
     # construction or cache-key walk per event.
-    from sqlalchemy import bindparam, literal_column
+    from sqlalchemy import bindparam
 
     from bot.storage.models import InboxEvent
 
     inbox = InboxEvent.__table__
     return (
         inbox.update()
-        .where(inbox.c.id == bindparam("claimed_inbox_id"),
-               inbox.c.status.in_((literal_column("'pending'"), literal_column("'failed'"))))
+        .where(inbox.c.id == bindparam("claimed_inbox_id"), _to_do())
         .values(status="handled", handled_at=bindparam("claimed_at", type_=inbox.c.handled_at.type),
                 attempts=inbox.c.attempts + 1)
-        .returning(inbox.c.id if returning is None else returning)
+        .returning(*returning)
+    )
+
+
+def _group_claim_statement():
+    from sqlalchemy import bindparam
+
+    from bot.storage.models import InboxEvent
+
+    inbox = InboxEvent.__table__
+    return (
+        inbox.update()
+        .where(inbox.c.dispatch_key == bindparam("claimed_key", type_=inbox.c.dispatch_key.type), _to_do())
+        .values(status="handled", handled_at=bindparam("claimed_at", type_=inbox.c.handled_at.type),
+                attempts=inbox.c.attempts + 1)
+        .returning(inbox.c.id, inbox.c.received_at, inbox.c.plaintext)
     )
 
 
 _CLAIMS: dict = {}
+_GROUP_CLAIM = None
 
 
 async def db_session(handler, ctx: EventContext):
@@ -81,11 +125,13 @@ async def db_session(handler, ctx: EventContext):
     """
     if ctx.session is not None:
         return await handler(ctx)
+    from bot.storage.models import InboxEvent
+
     async with ctx.services.db.session() as session, session.begin():
-        claimed = await session.execute(*claim_inbox_row(ctx.inbox_id))
-        if claimed.scalar_one_or_none() is None:
+        claimed = (await session.execute(*claim_inbox_row(ctx.inbox_id, returning=InboxEvent.received_at))).first()
+        if claimed is None:
             raise AlreadyHandled(ctx.inbox_id)
-        ctx.session = session
+        ctx.session, ctx.received_at = session, claimed.received_at
         try:
             return await handler(ctx)
         finally:

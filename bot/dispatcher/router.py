@@ -12,6 +12,9 @@ Handler = Callable[[EventContext], Awaitable[Any]]
 # At intake, with the inbox row: event -> a job row (bot.jobs.job_row) or None. For work that cannot
 # wait for the event's turn in the dispatch queue (a welcome code dies 20 s after the add).
 IntakeJob = Callable[[InboundEvent], "dict | None"]
+# event -> the key of the events that one run of their handler takes care of together, or None.
+# E.g. a 微信客服 account: any sync of its messages reads what every earlier callback announced.
+CoalesceKey = Callable[[InboundEvent], "str | None"]
 Middleware = Callable[[Handler, EventContext], Awaitable[Any]]
 
 
@@ -32,6 +35,7 @@ class Router:
         self._handlers: list[Registration] = []
         self._children: list[Router] = []
         self._intake: list[IntakeJob] = []
+        self._coalesce: list[CoalesceKey] = []
 
     def on(self, **criteria) -> Callable[[Handler], Handler]:
         """Register a handler: `@router.on(event="change_external_contact", change_type=...)`."""
@@ -50,6 +54,15 @@ class Router:
 
     def intake_jobs(self) -> list[IntakeJob]:
         return [*self._intake, *(job for child in self._children for job in child.intake_jobs())]
+
+    def coalesce(self, key_of: CoalesceKey) -> CoalesceKey:
+        """Declare events that are handled together: all pending events of one key are dispatched
+        by one job, which runs the handler once, for the newest (bot/callback/inbox.py)."""
+        self._coalesce.append(key_of)
+        return key_of
+
+    def coalesce_keys(self) -> list[CoalesceKey]:
+        return [*self._coalesce, *(key for child in self._children for key in child.coalesce_keys())]
 
     def include_router(self, router: Router) -> Router:
         self._children.append(router)

@@ -48,14 +48,15 @@ def _insert(bind_or_session):
     return (sqlite.insert if bind.dialect.name == "sqlite" else postgresql.insert)(Job)
 
 
-async def insert_jobs(connection, rows: list[dict]) -> list[int]:
+async def insert_jobs(connection, rows: list[dict], notify: bool = True) -> list[int]:
     """Insert rows from `job_row` in one statement (a Session or a Core connection, inside the
-    caller's transaction), skipping existing dedupe keys; the new ids, and workers are woken."""
+    caller's transaction), skipping existing dedupe keys; the new ids, and workers are woken
+    (`notify=False`: not, for jobs not due yet — the workers' poll finds them)."""
     if not rows:
         return []
     statement = _insert(connection).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Job.id)
     ids = list((await connection.execute(statement, rows)).scalars())
-    if ids:
+    if ids and notify:
         await notify_workers(connection)
     return ids
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,9 @@ class JobContext:
     job_id: int
     kind: str
     attempt: int
+    # Queued jobs whose work this run did (e.g. a fallback queued in its transaction): when it ends
+    # done, they end done in the same UPDATE, unless a worker took them meanwhile.
+    also_done: list[int] = field(default_factory=list)
 
 
 JobFunction = Callable[[JobContext, dict], Awaitable[Any]]
@@ -61,6 +64,9 @@ class JobOptions:
     # they run on the event loop's thread, without a trip to aiosqlite's thread each. A job that
     # scans or writes many rows must not say so: its statements would hold up the loop.
     quick: bool = False
+    # Its dedupe key keeps a second job out only while it is queued: the claim clears it, so work
+    # that arrives while it runs (which it may have missed) queues another job.
+    key_released_at_start: bool = False
 
 
 DEFAULT_OPTIONS = JobOptions()
@@ -103,12 +109,13 @@ class TaskRegistry:
         deadline: Deadline | None = None,
         on_expired: OnExpired | None = None,
         quick: bool = False,
+        key_released_at_start: bool = False,
     ) -> Callable[[JobFunction], JobFunction]:
         if max_attempts < 1 or timeout <= 0:
             raise ValueError(f"job kind {kind!r}: max_attempts must be >= 1 and timeout > 0")
         declared = JobDeclaration(kind, JobOptions(priority=Priority(priority), max_attempts=max_attempts,
                                                    timeout=timeout, deadline=deadline, on_expired=on_expired,
-                                                   quick=quick))
+                                                   quick=quick, key_released_at_start=key_released_at_start))
 
         def declare(function: JobFunction) -> JobFunction:
             function.job = declared  # type: ignore[attr-defined]

@@ -64,10 +64,12 @@ def backoff_seconds(attempt: int, base: float, cap: float = 600.0) -> float:
 
 
 def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
-                    short_lease_kinds: tuple[str, ...] = (), short_lease_until: float | None = None):
+                    short_lease_kinds: tuple[str, ...] = (), short_lease_until: float | None = None,
+                    key_released_kinds: tuple[str, ...] = ()):
     """Take the `limit` most urgent due jobs: an ordered walk of ix_jobs_queued, never a sort.
 
-    Jobs of `short_lease_kinds` are leased until `short_lease_until` instead."""
+    Jobs of `short_lease_kinds` are leased until `short_lease_until` instead; jobs of
+    `key_released_kinds` give up their dedupe key (the next one of the key can be queued)."""
     due = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.run_at <= now)
@@ -75,11 +77,13 @@ def claim_statement(limit: int, now: float, lease_until: float, worker_id: str,
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    released = {"dedupe_key": case((Job.kind.in_(key_released_kinds), None), else_=Job.dedupe_key)
+                } if key_released_kinds else {}
     return (
         update(Job)
         .where(Job.id.in_(due.scalar_subquery()))
         .values(status="running", attempts=Job.attempts + 1, locked_by=worker_id,
-                lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until))
+                lease_until=_lease_until(short_lease_kinds, short_lease_until, lease_until), **released)
         # Plain rows (attribute access like a Job), not ORM objects: the runner only reads them.
         .returning(*Job.__table__.columns)
     )
@@ -95,6 +99,10 @@ def _short_lease_kinds() -> tuple[str, ...]:
     return tuple(kind for kind in tasks.kinds() if tasks.options(kind).deadline is not None)
 
 
+def _key_released_kinds() -> tuple[str, ...]:
+    return tuple(kind for kind in tasks.kinds() if tasks.options(kind).key_released_at_start)
+
+
 @dataclass
 class Outcome:
     """How a run ended, as the row update that records it."""
@@ -105,6 +113,7 @@ class Outcome:
     run_at: float | None = None
     refund: bool = False  # the attempt does not count (Retry, rate limit, transient fault)
     fault: bool = False  # a transient fault: the back-off counter grows
+    also_done: tuple[int, ...] = ()  # queued jobs it did the work of (JobContext.also_done)
 
 
 class JobRunner:
@@ -231,7 +240,7 @@ class JobRunner:
     async def _claim(self, limit: int) -> list[Row]:
         now = time.time()
         claim = claim_statement(limit, now, now + self.lease_seconds, self.worker_id,
-                                _short_lease_kinds(), now + self.short_lease_seconds)
+                                _short_lease_kinds(), now + self.short_lease_seconds, _key_released_kinds())
         try:
             with statements_on_loop_thread():
                 async with self.db.engine.begin() as conn:
@@ -331,7 +340,7 @@ class JobRunner:
             log.warning("job failed (attempt %s/%s): %s", job.attempts, job.max_attempts, error)
             return Outcome(job, "queued", error=error,
                            run_at=time.time() + backoff_seconds(job.attempts, self.backoff_base))
-        return Outcome(job, "done")
+        return Outcome(job, "done", also_done=tuple(context.also_done))
 
     def _after_transient_fault(self, job: Row, error: str, deadline: float | None) -> Outcome:
         run_at = time.time() + backoff_seconds(job.faults + 1, FAULT_BACKOFF_BASE, FAULT_BACKOFF_CAP)
@@ -386,14 +395,17 @@ class JobRunner:
                                   now) -> None:
         async with self.db.engine.begin() as conn:
             if done:
-                await conn.execute(
-                    update(Job)
-                    .where(Job.id.in_([o.job.id for o in done]), or_(
-                        Job.locked_by == self.worker_id,
-                        and_(Job.status == QUEUED, Job.locked_by.is_(None),
-                             tuple_(Job.id, Job.attempts).in_([(o.job.id, o.job.attempts) for o in done]))))
-                    .values(status="done", finished_at=now, lease_until=None)
-                )
+                ours = [(o.job.id, o.job.attempts) for o in done]
+                finished_jobs = or_(Job.locked_by == self.worker_id,
+                                    and_(Job.status == QUEUED, Job.locked_by.is_(None), tuple_(Job.id, Job.attempts).in_(ours)))
+                done_for = [job_id for o in done for job_id in o.also_done]
+                if done_for:  # done by another job: only while still queued and never tried
+                    finished_jobs = or_(and_(Job.id.in_([job_id for job_id, _ in ours]), finished_jobs),
+                                        and_(Job.id.in_(done_for), Job.status == QUEUED, Job.attempts == 0))
+                else:
+                    finished_jobs = and_(Job.id.in_([job_id for job_id, _ in ours]), finished_jobs)
+                await conn.execute(update(Job).where(finished_jobs)
+                                   .values(status="done", finished_at=now, lease_until=None))
             if others:
                 await conn.execute(
                     update(Job)

@@ -50,8 +50,16 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[dt.datetime | None]
+    # Events that one dispatch handles together (a router's `coalesce` key, e.g. a 微信客服 account).
+    dispatch_key: Mapped[str | None] = mapped_column(String(120))
 
-    __table_args__ = (Index("ix_inbox_events_received", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbox_events_received", "received_at"),
+        # Only the rows still to do: the coalesced dispatch claims them by key (claim_inbox_group).
+        Index("ix_inbox_events_dispatch_key", "dispatch_key",
+              sqlite_where=text("status IN ('pending', 'failed')"),
+              postgresql_where=text("status IN ('pending', 'failed')")),
+    )
 
 
 class Job(Base):

@@ -42,6 +42,7 @@ KF_MESSAGES_PER_WINDOW = 5
 # WeCom will not take these however often we retry: the window closed, the code lapsed or was used.
 FINAL_ERRCODES = frozenset({95001, 95002, 41050, 41051})
 SENDS_AT_ONCE = 16
+SEND_FALLBACK_SECONDS = 5.0  # the send job, when the dispatch sends the answers itself after the commit
 # Answered from the batch's snapshot; any other intent sends its customer down the general path.
 SNAPSHOT_INTENTS = frozenset({"points", "help", "unknown"})
 _MESSAGES = KfMessage.__table__
@@ -165,10 +166,23 @@ async def answer_messages(session: AsyncSession, db: Database, config: MembersCo
     return to_send
 
 
-async def queue_sending(session: AsyncSession, answers: list[dict]) -> None:
-    """One job sends the batch's answers after the commit (none when there is nothing to send)."""
-    if answers:
-        await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=f"{SEND_JOB}:{answers[0]['msgid']}")])
+async def queue_sending(session: AsyncSession, answers: list[dict], wecom=None, after_commit=None) -> None:
+    """One job sends the batch's answers after the commit (none when there is nothing to send).
+
+    With `after_commit` (EventContext.after_commit: the inbox job runs it after the commit) the
+    answers are sent right after the commit by the job that worked them out, and the send job only
+    waits SEND_FALLBACK_SECONDS as the fallback (this process died, or the sending failed): no
+    claim and no run of a job of its own. Sent twice in the worst case, with the same msgids:
+    WeCom delivers each once."""
+    if not answers:
+        return
+    key = f"{SEND_JOB}:{answers[0]['msgid']}"
+    if after_commit is None:
+        await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=key)])
+        return
+    fallback = await insert_jobs(session, [job_row(SEND_JOB, {"answers": answers}, dedupe_key=key,
+                                                   delay=SEND_FALLBACK_SECONDS)], notify=False)
+    after_commit(lambda: send_answers(wecom, answers), fallback[0] if fallback else None)
 
 
 async def send_answer(wecom, answer: dict) -> None:

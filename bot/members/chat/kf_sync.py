@@ -71,13 +71,15 @@ async def _page(kf, open_kfid: str, cursor: str, token: str | None) -> dict:
 
 
 async def sync_and_answer(
-    session: AsyncSession, services, open_kfid: str, token: str | None, received_at: dt.datetime | None = None
+    session: AsyncSession, services, open_kfid: str, token: str | None, received_at: dt.datetime | None = None,
+    after_commit=None,
 ) -> int:
     """Take in everything new for the account, answer it and queue the sending; returns messages taken in.
 
     `received_at`: when this callback arrived. A sync that began after that has already read every
     message the callback announces (WeCom queues a message before it calls back), so a burst of
-    callbacks costs one read, not one each.
+    callbacks costs one read, not one each. `after_commit`: the answers are sent by the caller right
+    after the commit (answering.queue_sending).
     """
     db = services.db
     row = await _locked_cursor(session, db, open_kfid)
@@ -99,7 +101,8 @@ async def sync_and_answer(
     await session.execute(_CURSORS.update().where(_CURSORS.c.open_kfid == open_kfid)
                           .values(cursor=cursor, synced_at=synced_at, updated_at=utcnow()))
     config = services.config(MembersConfig)
-    await queue_sending(session, await answer_messages(session, db, config, open_kfid, new))
+    await queue_sending(session, await answer_messages(session, db, config, open_kfid, new), services.wecom,
+                        after_commit)
     return len(new)
 
 
