@@ -256,6 +256,27 @@ async def start_wecom(scanned: list[tuple[str, str]], on_deliver=None, kf_accoun
     return state, emulator, api_base
 
 
+async def fresh_world(url: str, redis_url: str | None, on_deliver=None, kf_accounts: tuple[str, ...] = ()):
+    """A fresh, migrated, seeded database and the emulator knowing its guides (see start_wecom).
+
+    (scanned: the (userid, contact way state) pairs, state, runner, api_base).
+    """
+    await fresh_database(url, redis_url)
+    scanned = await seed(url)
+    return (scanned, *await start_wecom(scanned, on_deliver, kf_accounts))
+
+
+def welcome_clock(clock) -> tuple[dict, object]:
+    """({customer: clock() when their first welcome arrived}, the on_deliver that records it)."""
+    arrived: dict[str, float] = {}
+
+    def record(channel, message):
+        if channel == "welcome":
+            arrived.setdefault(message.get("to"), clock())
+
+    return arrived, record
+
+
 def callback_driver(state, http, port: int, **options):
     """Posts WeCom's encrypted, signed callbacks to the web process on port."""
     from bot.config import EMULATOR_AES_KEY, EMULATOR_CORP_ID, EMULATOR_TOKEN

@@ -33,19 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from _load import open_loop, percentiles, wait_until  # noqa: E402  (bench/ is not a package)
-from _service import (  # noqa: E402
-    ServiceProcesses,
-    callback_driver,
-    database_url,
-    free_port,
-    fresh_database,
-    no_jobs,
-    seed,
-    service_env,
-    start_wecom,
-    wait_healthy,
-)
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 WELCOME = "externalcontact/send_welcome_msg"
 WELCOME_SECONDS = 20
@@ -56,22 +45,15 @@ async def main(args) -> dict:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-burst-"))
     print(f"work directory (database, service log): {workdir}", flush=True)
-    url = database_url(f"sqlite:///{workdir}/bench.db")
-    await fresh_database(url, None)
-    scanned = await seed(url)
-
-    arrived_at: dict[str, float] = {}
-
-    def record_welcome(channel, message):
-        if channel == "welcome":
-            arrived_at.setdefault(message.get("to"), time.time())
-
-    state, emulator, api_base = await start_wecom(scanned, record_welcome)
-    port = free_port()
+    url = harness.database_url(f"sqlite:///{workdir}/bench.db")
+    arrived_at, record_welcome = harness.welcome_clock(time.time)
+    scanned, state, emulator, api_base = await harness.fresh_world(url, None, record_welcome)
+    port = harness.free_port()
     settings = {"PORT": str(port), "MEMBERS_JOIN_BONUS_POINTS": "100"}  # the embedded default: no Redis
     if args.wecom_limit and args.wecom_limit != 10_000:  # the service's default (10,000), unless told
         settings["WECOM_API_CALLS_PER_MINUTE"] = str(args.wecom_limit)  # a scaled-down WeCom: the same limit
-    service = ServiceProcesses(service_env(url, api_base, **settings), workdir, counts="counts-{}.json")
+    env = harness.service_env(url, api_base, **settings)
+    service = harness.ServiceProcesses(env, workdir, counts="counts-{}.json")
     service.start("service-0", ["serve"])
     rng = random.Random(args.seed)
     sent_at: dict[str, float] = {}
@@ -79,8 +61,8 @@ async def main(args) -> dict:
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             base = f"http://127.0.0.1:{port}"
-            await wait_healthy(http, port)
-            driver = callback_driver(state, http, port)
+            await harness.wait_healthy(http, port)
+            driver = harness.callback_driver(state, http, port)
 
             async def add(external_userid: str) -> dict:
                 userid, way_state = rng.choice(scanned)
@@ -94,8 +76,8 @@ async def main(args) -> dict:
             warm = [f"wmW{i:04d}" for i in range(20)]
             for i in range(20):
                 await add(warm[i])
-            await wait_until(lambda: _all_in(arrived_at, warm), 60, "warm-up welcomes")
-            await wait_until(lambda: no_jobs(url), 60, "warm-up jobs")
+            await load.wait_until(lambda: _all_in(arrived_at, warm), 60, "warm-up welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 60, "warm-up jobs")
             state.rate_limit_per_minute = args.wecom_limit or None
             if args.align:
                 await asyncio.sleep(60 - time.time() % 60 + 0.05)
@@ -106,7 +88,7 @@ async def main(args) -> dict:
             burst_started = time.time()
             posting, unanswered = await _open_loop(count, args.rate, lambda i: add(names[i]))
             burst_ended = time.time()
-            await wait_until(lambda: _backlog_gone(url), 600, "the backlog to drain")
+            await load.wait_until(lambda: _backlog_gone(url), 600, "the backlog to drain")
             drained = time.time()
             cpu = service.cpu_seconds() - cpu_before
             async with http.get(f"{base}/metrics") as answer:
@@ -125,8 +107,8 @@ async def main(args) -> dict:
     result = {
         "adds": count, "rate": args.rate, "posting_s": round(posting, 1), "callbacks_never_answered_200": unanswered, "wecom_limit_per_minute": args.wecom_limit,
         "aligned_to_minute": args.align, "burst_started_at_second": round(burst_started % 60, 1),
-        "intake_ms": percentiles([answer * 1000 for at, answer in intake if at >= burst_started], 2),
-        "welcomed": len(latencies), "welcome_s": percentiles(latencies, 2),
+        "intake_ms": load.percentiles([answer * 1000 for at, answer in intake if at >= burst_started], 2),
+        "welcomed": len(latencies), "welcome_s": load.percentiles(latencies, 2),
         "welcomed_within_20s": sum(1 for latency in latencies if latency <= WELCOME_SECONDS),
         "welcome_calls": len(welcome_calls), "answered_45009": sum(1 for c in calls if c["errcode"] == 45009),
         "welcome_codes_expired_unsent": _metric(metrics, "wecom_welcome_codes_expired_total"),
@@ -140,8 +122,8 @@ async def main(args) -> dict:
 
 
 async def _open_loop(count: int, rate: float, act) -> tuple[float, int]:
-    """open_loop, but a callback WeCom gave up on (3 tries unanswered) is counted, not fatal."""
-    seconds, results = await open_loop(count, rate, act)
+    """load.open_loop, but a callback WeCom gave up on (3 tries unanswered) is counted, not fatal."""
+    seconds, results = await load.open_loop(count, rate, act)
     return seconds, sum(1 for result in results if result.get("http_status") != 200)
 
 

@@ -42,20 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from _load import open_loop  # noqa: E402  (bench/ is not a package)
-from _service import (  # noqa: E402
-    OUTCOMES_ENV,
-    ServiceProcesses,
-    callback_driver,
-    database_url,
-    free_port,
-    fresh_database,
-    jobs_left,
-    seed,
-    service_env,
-    start_wecom,
-    wait_healthy,
-)
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SCENARIOS = ("redis", "postgres", "kill-worker", "kill-web")
@@ -71,8 +59,8 @@ class PrivateServers:
     """A PostgreSQL and a Redis of our own, in a temp dir; stop() always takes both down."""
 
     def __init__(self, workdir: Path) -> None:
-        self.pg_dir, self.pg_port = workdir / "pg", free_port()
-        self.redis_port, self.redis_pid = free_port(), workdir / "redis.pid"
+        self.pg_dir, self.pg_port = workdir / "pg", harness.free_port()
+        self.redis_port, self.redis_pid = harness.free_port(), workdir / "redis.pid"
         self.redis_log = workdir / "redis.log"
         self.pg_dir.mkdir()
         if os.geteuid() == 0:
@@ -118,9 +106,10 @@ class PrivateServers:
                 self.stop_postgres()
 
 
-def start_service(env: dict, workdir: Path) -> ServiceProcesses:
+def start_service(env: dict, workdir: Path) -> harness.ServiceProcesses:
     """`serve --no-jobs` ("web") and `worker`, each recording its job outcomes in job-outcomes.txt."""
-    service = ServiceProcesses({**env, OUTCOMES_ENV: str(workdir / "job-outcomes.txt")}, workdir)
+    outcomes = str(workdir / "job-outcomes.txt")
+    service = harness.ServiceProcesses({**env, harness.OUTCOMES_ENV: outcomes}, workdir)
     service.start("web", ["serve", "--no-jobs"])
     service.start("worker", ["worker"])
     return service
@@ -168,17 +157,16 @@ async def run(args) -> list[dict]:
     results = []
     try:
         servers.start()
-        url = database_url(servers.postgres_url)
-        await fresh_database(url, servers.redis_url)
-        scanned = await seed(url)
-        state, emulator, api_base = await start_wecom(scanned)
-        port = free_port()
-        env = service_env(url, api_base, servers.redis_url, WECOM_API_CALLS_PER_MINUTE="10000", PORT=str(port),
-                          CALLBACK_SPOOL_PATH=str(workdir / "callback-spool.sqlite3"))
+        url = harness.database_url(servers.postgres_url)
+        scanned, state, emulator, api_base = await harness.fresh_world(url, servers.redis_url)
+        port = harness.free_port()
+        spool = str(workdir / "callback-spool.sqlite3")
+        env = harness.service_env(url, api_base, servers.redis_url, WECOM_API_CALLS_PER_MINUTE="10000",
+                                  PORT=str(port), CALLBACK_SPOOL_PATH=spool)
         service = start_service(env, workdir)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            await wait_healthy(http, port)
-            driver = callback_driver(state, http, port, retry_interval=args.retry_interval)
+            await harness.wait_healthy(http, port)
+            driver = harness.callback_driver(state, http, port, retry_interval=args.retry_interval)
             await burst(driver, scanned, "wmWARM", 20, 20)  # imports, token, corp tags, prepared statements
             await settle(state, url, "wmWARM", 20, 60)
             for name in args.scenarios:
@@ -201,7 +189,7 @@ async def burst(driver, scanned, prefix: str, count: int, rate: float) -> list[d
         userid, way_state = scanned[i % len(scanned)]
         return driver.customer_adds_guide(f"{prefix}{i:06d}", userid, way_state, f"客户{i}")
 
-    _, results = await open_loop(count, rate, add)
+    _, results = await load.open_loop(count, rate, add)
     return results
 
 
@@ -216,7 +204,7 @@ async def settle(state, url: str, prefix: str, expected: int, timeout: float) ->
     quiet_since, last = None, None
     while time.monotonic() - started < timeout:
         got = len(welcomed(state, prefix))
-        left = await jobs_left(url)
+        left = await harness.jobs_left(url)
         if got >= expected and left == 0:
             break
         now = (got, left)
@@ -252,7 +240,7 @@ async def scenario(name, args, driver, state, scanned, service, servers, url, ht
             service.kill_and_restart("worker")
         elif name == "kill-web":
             service.kill_and_restart("web")
-            await wait_healthy(http, port)
+            await harness.wait_healthy(http, port)
         return {"fault_s": round(time.monotonic() - started, 1)}
 
     posting = time.monotonic()

@@ -30,34 +30,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from _load import open_loop_all_answered, percentiles, wait_until  # noqa: E402  (bench/ is not a package)
-from _service import (  # noqa: E402
-    ServiceProcesses,
-    callback_driver,
-    database_url,
-    free_port,
-    fresh_database,
-    no_jobs,
-    seed,
-    service_env,
-    start_wecom,
-    wait_healthy,
-)
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 KF = "wkBENCH"
 PROFILE = False  # --profile: py-spy stacks of the service processes for each measured phase
 
 
-def start_service(env: dict, postgres: bool, workdir: Path) -> ServiceProcesses:
+def start_service(env: dict, postgres: bool, workdir: Path) -> harness.ServiceProcesses:
     """`serve` (embedded), or `serve --no-jobs` and `worker`, with statement counters (counts-<i>.json)."""
-    service = ServiceProcesses(env, workdir, counts="counts-{}.json")
+    service = harness.ServiceProcesses(env, workdir, counts="counts-{}.json")
     commands = [["serve", "--no-jobs"], ["worker"]] if postgres else [["serve"]]
     for i, command in enumerate(commands):
         service.start(f"service-{i}", command)
     return service
 
 
-async def measure(service: ServiceProcesses, state, url: str, label: str, events: int, run, done, latencies) -> dict:
+async def measure(service: harness.ServiceProcesses, state, url: str, label: str, events: int, run, done,
+                  latencies) -> dict:
     """Run, then wait until `done()` (every answer delivered) or the queue is empty (some never will be)."""
     calls_before, counts_before, cpu_before = len(state.calls), await service.counts(), service.cpu_seconds()
     profilers = service.start_profiling(label.split()[1]) if PROFILE else []
@@ -65,10 +55,10 @@ async def measure(service: ServiceProcesses, state, url: str, label: str, events
     posting = await run()
 
     async def finished() -> bool:
-        return await done() or await no_jobs(url)
+        return await done() or await harness.no_jobs(url)
 
-    await wait_until(finished, 300 + events, label)
-    await wait_until(lambda: no_jobs(url), 300, f"{label}: jobs to finish")
+    await load.wait_until(finished, 300 + events, label)
+    await load.wait_until(lambda: harness.no_jobs(url), 300, f"{label}: jobs to finish")
     wall = time.perf_counter() - wall
     cpu = service.cpu_seconds() - cpu_before
     service.stop_profiling(profilers)
@@ -77,7 +67,7 @@ async def measure(service: ServiceProcesses, state, url: str, label: str, events
     calls = collections.Counter(call["path"] for call in list(state.calls)[calls_before:])
     result = {"what": label, "events": events, "posting_s": round(posting, 1), "wall_s": round(wall, 1),
               "cpu_s": round(cpu, 2), "cpu_ms_per_event": round(cpu * 1000 / events, 2),
-              "delivered": len(latencies()), "latency_ms": percentiles(latencies()),
+              "delivered": len(latencies()), "latency_ms": load.percentiles(latencies()),
               "statements_per_event": round(counts["statements"] / events, 1),
               "transactions_per_event": round(counts["transactions"] / events, 1),
               "wecom_calls_per_event": {path: round(n / events, 2) for path, n in sorted(calls.items())}}
@@ -99,10 +89,7 @@ async def main(args) -> list[dict]:
     print(f"work directory (database, service logs, statements by text in counts-*.json.sql): {workdir}")
     postgres = bool(args.postgres)
     url = args.postgres or f"sqlite:///{workdir}/bench.db"
-    url = database_url(url)
-    await fresh_database(url, args.redis)
-    scanned = await seed(url)
-
+    url = harness.database_url(url)
     delivered, sent_at, arrived_at = collections.Counter(), {}, {}
 
     def count_delivery(channel, message):
@@ -113,17 +100,17 @@ async def main(args) -> list[dict]:
         return [(arrived_at[(channel, who)] - at) * 1000 for who, at in sent_at.items()
                 if who.startswith(prefix) and (channel, who) in arrived_at]
 
-    state, emulator, api_base = await start_wecom(scanned, count_delivery, kf_accounts=(KF,))
-    port = free_port()
-    env = service_env(url, api_base, args.redis, WECOM_API_CALLS_PER_MINUTE="10000", PORT=str(port),
-                      MEMBERS_JOIN_BONUS_POINTS="100")
+    scanned, state, emulator, api_base = await harness.fresh_world(url, args.redis, count_delivery, (KF,))
+    port = harness.free_port()
+    env = harness.service_env(url, api_base, args.redis, WECOM_API_CALLS_PER_MINUTE="10000", PORT=str(port),
+                              MEMBERS_JOIN_BONUS_POINTS="100")
     service = start_service(env, postgres, workdir)
     rng = random.Random(args.seed)
     results = []
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            await wait_healthy(http, port)
-            driver = callback_driver(state, http, port)
+            await harness.wait_healthy(http, port)
+            driver = harness.callback_driver(state, http, port)
 
             def adds(prefix: str, count: int, rate: float):
                 async def add(i: int) -> dict:
@@ -132,7 +119,7 @@ async def main(args) -> list[dict]:
                     return await driver.customer_adds_guide(f"wm{prefix}{i:06d}", userid, way_state, f"客户{i}")
 
                 async def run() -> float:
-                    return await open_loop_all_answered(count, rate, add)
+                    return await load.open_loop_all_answered(count, rate, add)
 
                 return run
 
@@ -141,8 +128,8 @@ async def main(args) -> list[dict]:
 
             # Warm-up: imports, caches, token, corp tags, prepared statements.
             await adds("W", 20, 20)()
-            await wait_until(lambda: all_welcomed(20), 60, "warm-up welcomes")
-            await wait_until(lambda: no_jobs(url), 60, "warm-up jobs")
+            await load.wait_until(lambda: all_welcomed(20), 60, "warm-up welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 60, "warm-up jobs")
             idle_before = service.cpu_seconds()
             await asyncio.sleep(3)
             idle = (service.cpu_seconds() - idle_before) / 3
@@ -162,7 +149,7 @@ async def main(args) -> list[dict]:
                 return await driver.customer_writes_kf(KF, askers[i], "我还有多少积分？")
 
             async def run_questions() -> float:
-                return await open_loop_all_answered(len(askers), args.question_rate, ask)
+                return await load.open_loop_all_answered(len(askers), args.question_rate, ask)
 
             answered_before = delivered["kf"]
 

@@ -30,19 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from _load import open_loop_all_answered, percentiles, wait_until  # noqa: E402  (bench/ is not a package)
-from _service import (  # noqa: E402
-    ServiceProcesses,
-    callback_driver,
-    database_url,
-    free_port,
-    fresh_database,
-    no_jobs,
-    seed,
-    service_env,
-    start_wecom,
-    wait_healthy,
-)
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 
 def process_counts(max_n: int) -> list[int]:
@@ -53,9 +42,10 @@ def process_counts(max_n: int) -> list[int]:
     return counts + [max_n]
 
 
-def start_processes(env: dict, n: int, workdir: Path) -> tuple[ServiceProcesses, list[int]]:
+def start_processes(env: dict, n: int, workdir: Path) -> tuple[harness.ServiceProcesses, list[int]]:
     """N web processes (one port each) and N workers, with statement counters; and the web ports."""
-    service, ports = ServiceProcesses(env, workdir, counts=f"n{n}-counts-{{}}.json"), [free_port() for _ in range(n)]
+    service = harness.ServiceProcesses(env, workdir, counts=f"n{n}-counts-{{}}.json")
+    ports = [harness.free_port() for _ in range(n)]
     commands = [(["serve", "--no-jobs"], {"PORT": str(port)}) for port in ports]
     commands += [(["worker"], {}) for _ in range(n)]
     for i, (command, extra) in enumerate(commands):
@@ -66,18 +56,11 @@ def start_processes(env: dict, n: int, workdir: Path) -> tuple[ServiceProcesses,
 async def run_n(args, n: int, workdir: Path) -> dict:
     import aiohttp
 
-    url = database_url(args.postgres)
-    await fresh_database(url, args.redis)
-    scanned = await seed(url)
-    welcomed_at: dict[str, float] = {}
-
-    def time_welcome(channel, message):
-        if channel == "welcome":
-            welcomed_at.setdefault(message.get("to"), time.perf_counter())
-
-    state, emulator, api_base = await start_wecom(scanned, time_welcome)
-    env = service_env(url, api_base, args.redis, WECOM_API_CALLS_PER_MINUTE="100000",
-                      MEMBERS_JOIN_BONUS_POINTS="100")
+    url = harness.database_url(args.postgres)
+    welcomed_at, time_welcome = harness.welcome_clock(time.perf_counter)
+    scanned, state, emulator, api_base = await harness.fresh_world(url, args.redis, time_welcome)
+    env = harness.service_env(url, api_base, args.redis, WECOM_API_CALLS_PER_MINUTE="100000",
+                              MEMBERS_JOIN_BONUS_POINTS="100")
     service, ports = start_processes(env, n, workdir)
     rng = random.Random(args.seed + n)
     posted_at: dict[str, float] = {}
@@ -85,8 +68,8 @@ async def run_n(args, n: int, workdir: Path) -> dict:
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             for port in ports:
-                await wait_healthy(http, port)
-            drivers = [callback_driver(state, http, port) for port in ports]
+                await harness.wait_healthy(http, port)
+            drivers = [harness.callback_driver(state, http, port) for port in ports]
 
             def adds(prefix: str):
                 async def add(i: int) -> dict:
@@ -100,19 +83,19 @@ async def run_n(args, n: int, workdir: Path) -> dict:
                 return add
 
             warm = 10 * n  # imports, tokens, corp tags, prepared statements in every process
-            await open_loop_all_answered(warm, 20, adds("W"))
-            await wait_until(lambda: _count(welcomed_at, warm), 60, "warm-up welcomes")
-            await wait_until(lambda: no_jobs(url), 120, "warm-up jobs")
+            await load.open_loop_all_answered(warm, 20, adds("W"))
+            await load.wait_until(lambda: _count(welcomed_at, warm), 60, "warm-up welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 120, "warm-up jobs")
             total, rate = int(args.rate * n * args.seconds), args.rate * n
             cpu_before = service.cpu_seconds()
             first_post = time.perf_counter()
-            await open_loop_all_answered(total, rate, adds("B"))
+            await load.open_loop_all_answered(total, rate, adds("B"))
 
             async def finished() -> bool:
-                return await _count(welcomed_at, warm + total) or await no_jobs(url)
+                return await _count(welcomed_at, warm + total) or await harness.no_jobs(url)
 
-            await wait_until(finished, 300 + total / 10, f"N={n}: welcomes")
-            await wait_until(lambda: no_jobs(url), 300, f"N={n}: jobs to finish")
+            await load.wait_until(finished, 300 + total / 10, f"N={n}: welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 300, f"N={n}: jobs to finish")
             cpu = service.cpu_seconds() - cpu_before
     finally:
         service.stop()
@@ -123,7 +106,7 @@ async def run_n(args, n: int, workdir: Path) -> dict:
                        default=first_post)
     return {"n": n, "offered_per_s": rate, "adds": total, "welcomed": len(welcome_ms),
             "adds_per_s": round(len(welcome_ms) / max(1e-9, last_welcome - first_post), 1),
-            "intake_ms": percentiles(intake_ms), "welcome_ms": percentiles(welcome_ms),
+            "intake_ms": load.percentiles(intake_ms), "welcome_ms": load.percentiles(welcome_ms),
             "cpu_ms_per_add": round(cpu * 1000 / total, 2)}
 
 
