@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import importlib.util
 import json
-import os
 import random
 import re
 import shlex
@@ -33,10 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-_spec = importlib.util.spec_from_file_location("pipeline_cpu", ROOT / "bench" / "pipeline_cpu.py")
-pipeline = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pipeline)
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 WELCOME = "externalcontact/send_welcome_msg"
 WELCOME_SECONDS = 20
@@ -45,62 +43,26 @@ WELCOME_SECONDS = 20
 async def main(args) -> dict:
     import aiohttp
 
-    from bot.config import (
-        EMULATOR_AES_KEY,
-        EMULATOR_AGENT_ID,
-        EMULATOR_CORP_ID,
-        EMULATOR_SECRET,
-        EMULATOR_TOKEN,
-        Settings,
-    )
-    from bot.emulator import EmulatorDriver, EmulatorState, start_emulator
-    from bot.wecom.crypto import CallbackCrypto
-
     workdir = Path(tempfile.mkdtemp(prefix="bench-burst-"))
     print(f"work directory (database, service log): {workdir}", flush=True)
-    url = Settings(_env_file=None, database_url=f"sqlite:///{workdir}/bench.db").database_url
-    await pipeline.fresh_database(url, None)
-    scanned = await pipeline.seed(url)
-
-    state = EmulatorState(record_limit=10**6)
-    arrived_at: dict[str, float] = {}
-    original_deliver = state.deliver
-
-    def recording_deliver(channel, **message):
-        if channel == "welcome":
-            arrived_at.setdefault(message.get("to"), time.time())
-        return original_deliver(channel, **message)
-
-    state.deliver = recording_deliver
-    for userid, _ in scanned:
-        state.add_member(userid)
-    emulator, api_base = await start_emulator(state)
-    port = pipeline.free_port()
-    env = {**os.environ, "DATABASE_URL": url, "WECOM_CORP_ID": EMULATOR_CORP_ID,
-           "WECOM_AGENT_ID": str(EMULATOR_AGENT_ID), "WECOM_SECRET": EMULATOR_SECRET, "WECOM_TOKEN": EMULATOR_TOKEN,
-           "WECOM_ENCODING_AES_KEY": EMULATOR_AES_KEY, "WECOM_API_BASE_URL": api_base,
-           "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "MEMBERS_JOIN_BONUS_POINTS": "100"}
-    env.pop("REDIS_URL", None)  # the embedded default
-    env.pop("WECOM_API_CALLS_PER_MINUTE", None)  # the service's default (10,000), unless told
-    if args.wecom_limit and args.wecom_limit != 10_000:
-        env["WECOM_API_CALLS_PER_MINUTE"] = str(args.wecom_limit)  # a scaled-down WeCom: the same limit
-    service = pipeline.Service(env, False, workdir)
-    crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
+    url = harness.database_url(f"sqlite:///{workdir}/bench.db")
+    arrived_at, record_welcome = harness.welcome_clock(time.time)
+    scanned, state, emulator, api_base = await harness.fresh_world(url, None, record_welcome)
+    port = harness.free_port()
+    settings = {"PORT": str(port), "MEMBERS_JOIN_BONUS_POINTS": "100"}  # the embedded default: no Redis
+    if args.wecom_limit and args.wecom_limit != 10_000:  # the service's default (10,000), unless told
+        settings["WECOM_API_CALLS_PER_MINUTE"] = str(args.wecom_limit)  # a scaled-down WeCom: the same limit
+    env = harness.service_env(url, api_base, **settings)
+    service = harness.ServiceProcesses(env, workdir, counts="counts-{}.json")
+    service.start("service-0", ["serve"])
     rng = random.Random(args.seed)
     sent_at: dict[str, float] = {}
     intake: list[tuple[float, float]] = []  # (sent, answer seconds)
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    async with http.get(f"{base}/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            driver = EmulatorDriver(state, f"{base}/wecom/callback", crypto, http)
+            await harness.wait_healthy(http, port)
+            driver = harness.callback_driver(state, http, port)
 
             async def add(external_userid: str) -> dict:
                 userid, way_state = rng.choice(scanned)
@@ -114,8 +76,8 @@ async def main(args) -> dict:
             warm = [f"wmW{i:04d}" for i in range(20)]
             for i in range(20):
                 await add(warm[i])
-            await pipeline.wait_until(lambda: _all_in(arrived_at, warm), 60, "warm-up welcomes")
-            await pipeline.wait_until(lambda: pipeline._no_jobs(url), 60, "warm-up jobs")
+            await load.wait_until(lambda: _all_in(arrived_at, warm), 60, "warm-up welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 60, "warm-up jobs")
             state.rate_limit_per_minute = args.wecom_limit or None
             if args.align:
                 await asyncio.sleep(60 - time.time() % 60 + 0.05)
@@ -126,7 +88,7 @@ async def main(args) -> dict:
             burst_started = time.time()
             posting, unanswered = await _open_loop(count, args.rate, lambda i: add(names[i]))
             burst_ended = time.time()
-            await pipeline.wait_until(lambda: _backlog_gone(url), 600, "the backlog to drain")
+            await load.wait_until(lambda: _backlog_gone(url), 600, "the backlog to drain")
             drained = time.time()
             cpu = service.cpu_seconds() - cpu_before
             async with http.get(f"{base}/metrics") as answer:
@@ -145,8 +107,8 @@ async def main(args) -> dict:
     result = {
         "adds": count, "rate": args.rate, "posting_s": round(posting, 1), "callbacks_never_answered_200": unanswered, "wecom_limit_per_minute": args.wecom_limit,
         "aligned_to_minute": args.align, "burst_started_at_second": round(burst_started % 60, 1),
-        "intake_ms": _percentiles([answer * 1000 for at, answer in intake if at >= burst_started]),
-        "welcomed": len(latencies), "welcome_s": _percentiles(latencies),
+        "intake_ms": load.percentiles([answer * 1000 for at, answer in intake if at >= burst_started], 2),
+        "welcomed": len(latencies), "welcome_s": load.percentiles(latencies, 2),
         "welcomed_within_20s": sum(1 for latency in latencies if latency <= WELCOME_SECONDS),
         "welcome_calls": len(welcome_calls), "answered_45009": sum(1 for c in calls if c["errcode"] == 45009),
         "welcome_codes_expired_unsent": _metric(metrics, "wecom_welcome_codes_expired_total"),
@@ -160,15 +122,9 @@ async def main(args) -> dict:
 
 
 async def _open_loop(count: int, rate: float, act) -> tuple[float, int]:
-    """As pipeline_cpu.open_loop, but a callback WeCom gave up on (3 tries unanswered) is counted."""
-    started, tasks = time.perf_counter(), []
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(act(i)))
-    results = await asyncio.gather(*tasks)
-    return time.perf_counter() - started, sum(1 for result in results if result.get("http_status") != 200)
+    """load.open_loop, but a callback WeCom gave up on (3 tries unanswered) is counted, not fatal."""
+    seconds, results = await load.open_loop(count, rate, act)
+    return seconds, sum(1 for result in results if result.get("http_status") != 200)
 
 
 async def _backlog_gone(url: str) -> bool:
@@ -190,11 +146,6 @@ async def _backlog_gone(url: str) -> bool:
 
 async def _all_in(arrived: dict, names: list[str]) -> bool:
     return all(name in arrived for name in names)
-
-
-def _percentiles(values: list[float]) -> dict:
-    ordered = sorted(values) or [float("nan")]
-    return {f"p{q}": round(ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 2) for q in (50, 99)}
 
 
 def _metric(text: str, name: str) -> float:

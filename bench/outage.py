@@ -40,33 +40,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from pipeline_cpu import free_port, fresh_database, jobs_left, seed  # noqa: E402
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-OUTCOMES_ENV = "OUTAGE_BENCH_OUTCOMES"
 SCENARIOS = ("redis", "postgres", "kill-worker", "kill-web")
-
-
-def run_as_service(argv: list[str]) -> None:
-    """The service process: the real CLI, with every job outcome appended to a shared file."""
-    from bot.jobs.runner import JobRunner
-
-    descriptor = os.open(os.environ[OUTCOMES_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    original = JobRunner._run
-
-    async def recorded(self, job, function, options):
-        outcome = await original(self, job, function, options)
-        os.write(descriptor, f"{job.id} {job.kind} {outcome.status} {os.getpid()}\n".encode())
-        return outcome
-
-    JobRunner._run = recorded
-    from bot.cli import main
-
-    sys.argv = ["wecom-assistant", *argv]
-    main()
 
 
 def as_postgres(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -79,8 +59,8 @@ class PrivateServers:
     """A PostgreSQL and a Redis of our own, in a temp dir; stop() always takes both down."""
 
     def __init__(self, workdir: Path) -> None:
-        self.pg_dir, self.pg_port = workdir / "pg", free_port()
-        self.redis_port, self.redis_pid = free_port(), workdir / "redis.pid"
+        self.pg_dir, self.pg_port = workdir / "pg", harness.free_port()
+        self.redis_port, self.redis_pid = harness.free_port(), workdir / "redis.pid"
         self.redis_log = workdir / "redis.log"
         self.pg_dir.mkdir()
         if os.geteuid() == 0:
@@ -126,36 +106,13 @@ class PrivateServers:
                 self.stop_postgres()
 
 
-class Service:
-    """`serve --no-jobs` and `worker`, each can be killed with SIGKILL and started again."""
-
-    COMMANDS = {"web": ["serve", "--no-jobs"], "worker": ["worker"]}
-
-    def __init__(self, env: dict, workdir: Path) -> None:
-        self.env, self.workdir = {**env, OUTCOMES_ENV: str(workdir / "job-outcomes.txt")}, workdir
-        self.processes: dict[str, subprocess.Popen] = {}
-        for name in self.COMMANDS:
-            self.start(name)
-
-    def start(self, name: str) -> None:
-        output = (self.workdir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, __file__, "--as-service", *self.COMMANDS[name]], env=self.env, cwd=self.workdir,
-            stdout=output, stderr=subprocess.STDOUT)
-
-    def kill(self, name: str) -> None:
-        self.processes[name].send_signal(signal.SIGKILL)
-        self.processes[name].wait()
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def start_service(env: dict, workdir: Path) -> harness.ServiceProcesses:
+    """`serve --no-jobs` ("web") and `worker`, each recording its job outcomes in job-outcomes.txt."""
+    outcomes = str(workdir / "job-outcomes.txt")
+    service = harness.ServiceProcesses({**env, harness.OUTCOMES_ENV: outcomes}, workdir)
+    service.start("web", ["serve", "--no-jobs"])
+    service.start("worker", ["worker"])
+    return service
 
 
 def job_outcomes(workdir: Path) -> list[tuple[int, str, str]]:
@@ -191,17 +148,7 @@ async def scenario_rows(url: str, prefix: str, since: dt.datetime) -> dict:
 async def run(args) -> list[dict]:
     import aiohttp
 
-    from bot.config import (
-        EMULATOR_AES_KEY,
-        EMULATOR_AGENT_ID,
-        EMULATOR_CORP_ID,
-        EMULATOR_SECRET,
-        EMULATOR_TOKEN,
-        Settings,
-    )
-    from bot.emulator import EmulatorDriver, EmulatorState, start_emulator
     from bot.storage import utcnow
-    from bot.wecom.crypto import CallbackCrypto
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-outage-"))
     print(f"work directory (service logs, job outcomes, PostgreSQL and Redis logs): {workdir}", flush=True)
@@ -210,26 +157,16 @@ async def run(args) -> list[dict]:
     results = []
     try:
         servers.start()
-        url = Settings(_env_file=None, database_url=servers.postgres_url).database_url
-        await fresh_database(url, servers.redis_url)
-        scanned = await seed(url)
-        state = EmulatorState(record_limit=10**6)
-        for userid, _ in scanned:
-            state.add_member(userid)
-        emulator, api_base = await start_emulator(state)
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": servers.redis_url,
-               "WECOM_CORP_ID": EMULATOR_CORP_ID, "WECOM_AGENT_ID": str(EMULATOR_AGENT_ID),
-               "WECOM_SECRET": EMULATOR_SECRET, "WECOM_TOKEN": EMULATOR_TOKEN,
-               "WECOM_ENCODING_AES_KEY": EMULATOR_AES_KEY, "WECOM_API_BASE_URL": api_base,
-               "WECOM_API_CALLS_PER_MINUTE": "10000", "PORT": str(port), "HOST": "127.0.0.1",
-               "LOG_LEVEL": "WARNING", "CALLBACK_SPOOL_PATH": str(workdir / "callback-spool.sqlite3")}
-        service = Service(env, workdir)
-        crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
+        url = harness.database_url(servers.postgres_url)
+        scanned, state, emulator, api_base = await harness.fresh_world(url, servers.redis_url)
+        port = harness.free_port()
+        spool = str(workdir / "callback-spool.sqlite3")
+        env = harness.service_env(url, api_base, servers.redis_url, WECOM_API_CALLS_PER_MINUTE="10000",
+                                  PORT=str(port), CALLBACK_SPOOL_PATH=spool)
+        service = start_service(env, workdir)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            await wait_healthy(http, port)
-            driver = EmulatorDriver(state, f"http://127.0.0.1:{port}/wecom/callback", crypto, http,
-                                    retry_interval=args.retry_interval)
+            await harness.wait_healthy(http, port)
+            driver = harness.callback_driver(state, http, port, retry_interval=args.retry_interval)
             await burst(driver, scanned, "wmWARM", 20, 20)  # imports, token, corp tags, prepared statements
             await settle(state, url, "wmWARM", 20, 60)
             for name in args.scenarios:
@@ -245,30 +182,15 @@ async def run(args) -> list[dict]:
     return results
 
 
-async def wait_healthy(http, port: int, timeout: float = 60) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
-                if answer.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise SystemExit("the web process did not come up")
-
-
 async def burst(driver, scanned, prefix: str, count: int, rate: float) -> list[dict]:
     """count adds at rate per second, open loop, each retried like WeCom; the driver's results."""
-    started, tasks = time.perf_counter(), []
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+
+    def add(i: int):
         userid, way_state = scanned[i % len(scanned)]
-        tasks.append(asyncio.create_task(
-            driver.customer_adds_guide(f"{prefix}{i:06d}", userid, way_state, f"客户{i}")))
-    return await asyncio.gather(*tasks)
+        return driver.customer_adds_guide(f"{prefix}{i:06d}", userid, way_state, f"客户{i}")
+
+    _, results = await load.open_loop(count, rate, add)
+    return results
 
 
 def welcomed(state, prefix: str) -> collections.Counter:
@@ -282,7 +204,7 @@ async def settle(state, url: str, prefix: str, expected: int, timeout: float) ->
     quiet_since, last = None, None
     while time.monotonic() - started < timeout:
         got = len(welcomed(state, prefix))
-        left = await jobs_left(url)
+        left = await harness.jobs_left(url)
         if got >= expected and left == 0:
             break
         now = (got, left)
@@ -315,12 +237,10 @@ async def scenario(name, args, driver, state, scanned, service, servers, url, ht
             await asyncio.sleep(args.outage)
             await asyncio.to_thread(servers.start_postgres)
         elif name == "kill-worker":
-            service.kill("worker")
-            service.start("worker")
+            service.kill_and_restart("worker")
         elif name == "kill-web":
-            service.kill("web")
-            service.start("web")
-            await wait_healthy(http, port)
+            service.kill_and_restart("web")
+            await harness.wait_healthy(http, port)
         return {"fault_s": round(time.monotonic() - started, 1)}
 
     posting = time.monotonic()
@@ -403,13 +323,10 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--as-service"]:
-        run_as_service(sys.argv[2:])
-    else:
-        print("$", shlex.join([Path(sys.executable).name, *sys.argv]), flush=True)
-        arguments = parse_args()
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        measured = asyncio.run(run(arguments))
-        print(table(measured))
-        if arguments.json:
-            Path(arguments.json).write_text(json.dumps(measured, ensure_ascii=False, indent=1))
+    print("$", shlex.join([Path(sys.executable).name, *sys.argv]), flush=True)
+    arguments = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    measured = asyncio.run(run(arguments))
+    print(table(measured))
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(measured, ensure_ascii=False, indent=1))

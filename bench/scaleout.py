@@ -22,14 +22,16 @@ import json
 import os
 import random
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pipeline_cpu as pieces  # noqa: E402  (bench/ is not a package)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import _load as load  # noqa: E402  (bench/ is not a package)
+import _service as harness  # noqa: E402
 
 
 def process_counts(max_n: int) -> list[int]:
@@ -40,76 +42,34 @@ def process_counts(max_n: int) -> list[int]:
     return counts + [max_n]
 
 
-class Processes:
-    """N web processes (one port each) and N workers."""
-
-    def __init__(self, env: dict, n: int, workdir: Path) -> None:
-        self.ports = [pieces.free_port() for _ in range(n)]
-        self.processes = []
-        commands = [(["serve", "--no-jobs"], {"PORT": str(port)}) for port in self.ports]
-        commands += [(["worker"], {}) for _ in range(n)]
-        for i, (command, extra) in enumerate(commands):
-            output = (workdir / f"n{n}-{i}-{command[0]}.log").open("ab")
-            self.processes.append(subprocess.Popen(
-                [sys.executable, pieces.__file__, "--as-service", *command],
-                env={**env, **extra, pieces.COUNTS_ENV: str(workdir / f"n{n}-counts-{i}.json")},
-                cwd=workdir, stdout=output, stderr=subprocess.STDOUT))
-
-    def cpu_seconds(self) -> float:
-        import psutil
-
-        return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in self.processes)
-
-    def stop(self) -> None:
-        pieces.Service.stop(self)
+def start_processes(env: dict, n: int, workdir: Path) -> tuple[harness.ServiceProcesses, list[int]]:
+    """N web processes (one port each) and N workers, with statement counters; and the web ports."""
+    service = harness.ServiceProcesses(env, workdir, counts=f"n{n}-counts-{{}}.json")
+    ports = [harness.free_port() for _ in range(n)]
+    commands = [(["serve", "--no-jobs"], {"PORT": str(port)}) for port in ports]
+    commands += [(["worker"], {}) for _ in range(n)]
+    for i, (command, extra) in enumerate(commands):
+        service.start(f"n{n}-{i}-{command[0]}", command, **extra)
+    return service, ports
 
 
 async def run_n(args, n: int, workdir: Path) -> dict:
     import aiohttp
 
-    from bot.config import (
-        EMULATOR_AES_KEY,
-        EMULATOR_AGENT_ID,
-        EMULATOR_CORP_ID,
-        EMULATOR_SECRET,
-        EMULATOR_TOKEN,
-        Settings,
-    )
-    from bot.emulator import EmulatorDriver, EmulatorState, start_emulator
-    from bot.wecom.crypto import CallbackCrypto
-
-    url = Settings(_env_file=None, database_url=args.postgres).database_url
-    await pieces.fresh_database(url, args.redis)
-    scanned = await pieces.seed(url)
-    state = EmulatorState(record_limit=10**6)
-    welcomed_at: dict[str, float] = {}
-    original_deliver = state.deliver
-
-    def timing_deliver(channel, **message):
-        if channel == "welcome":
-            welcomed_at.setdefault(message.get("to"), time.perf_counter())
-        return original_deliver(channel, **message)
-
-    state.deliver = timing_deliver
-    for userid, _ in scanned:
-        state.add_member(userid)
-    emulator, api_base = await start_emulator(state)
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": args.redis, "WECOM_CORP_ID": EMULATOR_CORP_ID,
-           "WECOM_AGENT_ID": str(EMULATOR_AGENT_ID), "WECOM_SECRET": EMULATOR_SECRET, "WECOM_TOKEN": EMULATOR_TOKEN,
-           "WECOM_ENCODING_AES_KEY": EMULATOR_AES_KEY, "WECOM_API_BASE_URL": api_base,
-           "WECOM_API_CALLS_PER_MINUTE": "100000", "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
-           "MEMBERS_JOIN_BONUS_POINTS": "100"}
-    service = Processes(env, n, workdir)
-    crypto = CallbackCrypto(EMULATOR_TOKEN, EMULATOR_AES_KEY, EMULATOR_CORP_ID)
+    url = harness.database_url(args.postgres)
+    welcomed_at, time_welcome = harness.welcome_clock(time.perf_counter)
+    scanned, state, emulator, api_base = await harness.fresh_world(url, args.redis, time_welcome)
+    env = harness.service_env(url, api_base, args.redis, WECOM_API_CALLS_PER_MINUTE="100000",
+                              MEMBERS_JOIN_BONUS_POINTS="100")
+    service, ports = start_processes(env, n, workdir)
     rng = random.Random(args.seed + n)
     posted_at: dict[str, float] = {}
     intake_ms: list[float] = []
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            for port in service.ports:
-                await pieces.wait_until(lambda port=port: _healthy(http, port), 60, f"web process on {port}")
-            drivers = [EmulatorDriver(state, f"http://127.0.0.1:{port}/wecom/callback", crypto, http)
-                       for port in service.ports]
+            for port in ports:
+                await harness.wait_healthy(http, port)
+            drivers = [harness.callback_driver(state, http, port) for port in ports]
 
             def adds(prefix: str):
                 async def add(i: int) -> dict:
@@ -123,19 +83,19 @@ async def run_n(args, n: int, workdir: Path) -> dict:
                 return add
 
             warm = 10 * n  # imports, tokens, corp tags, prepared statements in every process
-            await pieces.open_loop(warm, 20, adds("W"))
-            await pieces.wait_until(lambda: _count(welcomed_at, warm), 60, "warm-up welcomes")
-            await pieces.wait_until(lambda: pieces._no_jobs(url), 120, "warm-up jobs")
+            await load.open_loop_all_answered(warm, 20, adds("W"))
+            await load.wait_until(lambda: _count(welcomed_at, warm), 60, "warm-up welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 120, "warm-up jobs")
             total, rate = int(args.rate * n * args.seconds), args.rate * n
             cpu_before = service.cpu_seconds()
             first_post = time.perf_counter()
-            await pieces.open_loop(total, rate, adds("B"))
+            await load.open_loop_all_answered(total, rate, adds("B"))
 
             async def finished() -> bool:
-                return await _count(welcomed_at, warm + total) or await pieces._no_jobs(url)
+                return await _count(welcomed_at, warm + total) or await harness.no_jobs(url)
 
-            await pieces.wait_until(finished, 300 + total / 10, f"N={n}: welcomes")
-            await pieces.wait_until(lambda: pieces._no_jobs(url), 300, f"N={n}: jobs to finish")
+            await load.wait_until(finished, 300 + total / 10, f"N={n}: welcomes")
+            await load.wait_until(lambda: harness.no_jobs(url), 300, f"N={n}: jobs to finish")
             cpu = service.cpu_seconds() - cpu_before
     finally:
         service.stop()
@@ -146,18 +106,8 @@ async def run_n(args, n: int, workdir: Path) -> dict:
                        default=first_post)
     return {"n": n, "offered_per_s": rate, "adds": total, "welcomed": len(welcome_ms),
             "adds_per_s": round(len(welcome_ms) / max(1e-9, last_welcome - first_post), 1),
-            "intake_ms": pieces.percentiles(intake_ms), "welcome_ms": pieces.percentiles(welcome_ms),
+            "intake_ms": load.percentiles(intake_ms), "welcome_ms": load.percentiles(welcome_ms),
             "cpu_ms_per_add": round(cpu * 1000 / total, 2)}
-
-
-async def _healthy(http, port: int) -> bool:
-    import aiohttp
-
-    try:
-        async with http.get(f"http://127.0.0.1:{port}/healthz") as answer:
-            return answer.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 async def _count(arrived: dict, target: int) -> bool:
