@@ -383,16 +383,15 @@ class JobRunner:
     async def _write_outcomes(self, outcomes: list[Outcome]) -> list[None]:
         """A burst of outcomes in one transaction: completions in one UPDATE, the rest in one
         executemany; the next occurrence of every finished cron job is queued with them."""
+        with statements_on_loop_thread():
+            await self._write_outcome_rows(outcomes)
+        return [None] * len(outcomes)
+
+    async def _write_outcome_rows(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
         done = [o for o in outcomes if o.status == "done"]
         others = [o for o in outcomes if o.status != "done"]
         # Core on a bare connection: no ORM session to synchronise, no objects to build.
-        with statements_on_loop_thread():
-            await self._write_outcome_rows(done, others, outcomes, now)
-        return [None] * len(outcomes)
-
-    async def _write_outcome_rows(self, done: list[Outcome], others: list[Outcome], outcomes: list[Outcome],
-                                  now) -> None:
         async with self.db.engine.begin() as conn:
             if done:
                 ours = [(o.job.id, o.job.attempts) for o in done]
